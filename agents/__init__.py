@@ -1,0 +1,1 @@
+"""Agents: the blocks they are made of, the agents the copilot builds, and their background runs."""

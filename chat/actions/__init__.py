@@ -1,0 +1,1 @@
+"""Writes: every change to conversations goes through a `do_*` function here."""

@@ -1,0 +1,122 @@
+"""Writes of a turn's life: start, tool calls, text, finish. Each hot-path write is one statement."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from chat.conf import copilot_setting
+from chat.errors import BadMessage, TurnRunning
+from chat.models import ChatSession, Message, MessageRole, ToolCall, ToolCallStatus, Turn, TurnStatus
+
+PROCESS_NAME = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class StartedTurn:
+    turn: Turn
+    created: bool  # False: the client_message_id was seen before; nothing new started
+
+
+def check_message_text(text: object) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise BadMessage("text: a non-empty message is required")
+    limit = copilot_setting("MAX_MESSAGE_CHARS")
+    if len(text) > limit:
+        raise BadMessage(f"text: at most {limit:,} characters ({len(text):,} given)")
+    return text
+
+
+def check_client_message_id(value: object) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        raise BadMessage("client_message_id: a UUID is required") from None
+
+
+def _existing_turn(session: ChatSession, client_message_id: uuid.UUID) -> Turn | None:
+    return (Turn.objects.select_related("user_message", "assistant_message")
+            .filter(session=session, user_message__client_message_id=client_message_id).first())
+
+
+def do_start_turn(*, session: ChatSession, text: str, client_message_id: uuid.UUID) -> StartedTurn:
+    """Save the user's message, an empty assistant message and a running turn, atomically.
+
+    Idempotent on `client_message_id`. Raises TurnRunning while another turn of the session runs;
+    the partial unique index on running turns makes that hold between concurrent callers too.
+    """
+    text = check_message_text(text)
+    existing = _existing_turn(session, client_message_id)
+    if existing is not None:
+        return StartedTurn(existing, created=False)
+    try:
+        with transaction.atomic():
+            # Lock the session row so positions are read and written by one starter at a time.
+            ChatSession.objects.select_for_update().filter(pk=session.pk).first()
+            if Turn.objects.filter(session=session, status=TurnStatus.RUNNING).exists():
+                raise TurnRunning("a turn is already running in this session")
+            last = Message.objects.filter(session=session).aggregate(last=Max("position"))["last"] or 0
+            user_message = Message.objects.create(
+                session=session, position=last + 1, role=MessageRole.USER,
+                parts=[{"type": "text", "index": 0, "text": text}], client_message_id=client_message_id)
+            assistant_message = Message.objects.create(session=session, position=last + 2, role=MessageRole.ASSISTANT)
+            turn = Turn.objects.create(session=session, user_message=user_message,
+                                       assistant_message=assistant_message, process=PROCESS_NAME)
+            ChatSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
+    except IntegrityError:
+        existing = _existing_turn(session, client_message_id)
+        if existing is not None:
+            return StartedTurn(existing, created=False)
+        raise TurnRunning("a turn is already running in this session") from None
+    return StartedTurn(turn, created=True)
+
+
+def do_record_tool_input(*, turn_id: uuid.UUID, message_id: uuid.UUID, tool_use_id: str, name: str,
+                         tool_input: Any, part_index: int, seq: int) -> bool:
+    """Insert the call (one INSERT). False when the call is already recorded."""
+    try:
+        with transaction.atomic():
+            ToolCall.objects.create(turn_id=turn_id, message_id=message_id, tool_use_id=tool_use_id, name=name,
+                                    input=tool_input, part_index=part_index, input_seq=seq)
+    except IntegrityError:
+        return False
+    return True
+
+
+def do_record_tool_output(*, turn_id: uuid.UUID, tool_use_id: str, seq: int, output: Any = None,
+                          error_text: str | None = None, status: str = ToolCallStatus.COMPLETED) -> bool:
+    """End a running call (one UPDATE). False when it had already ended: a late or repeated output."""
+    changed = ToolCall.objects.filter(turn_id=turn_id, tool_use_id=tool_use_id, status=ToolCallStatus.RUNNING).update(
+        status=status, output=output, error_text=error_text or "", finished_at=timezone.now(), output_seq=seq)
+    return changed == 1
+
+
+def do_save_message_parts(*, message_id: uuid.UUID, parts: list[dict[str, Any]], seq: int) -> bool:
+    Message.objects.filter(pk=message_id).update(parts=parts, seq=seq)
+    return True
+
+
+def do_touch_turn(*, turn_id: uuid.UUID) -> None:
+    Turn.objects.filter(pk=turn_id, status=TurnStatus.RUNNING).update(heartbeat_at=timezone.now())
+
+
+def do_finish_turn(*, turn_id: uuid.UUID, status: str, error: str = "", seq: int,
+                   sdk_session_id: str = "") -> bool:
+    """Record the turn's end and interrupt any call still running. False when it had already ended."""
+    with transaction.atomic():
+        changed = Turn.objects.filter(pk=turn_id, status=TurnStatus.RUNNING).update(
+            status=status, error=error, finished_at=timezone.now(), seq=seq)
+        if not changed:
+            return False
+        ToolCall.objects.filter(turn_id=turn_id, status=ToolCallStatus.RUNNING).update(
+            status=ToolCallStatus.INTERRUPTED, error_text="interrupted", finished_at=timezone.now(), output_seq=seq)
+        if sdk_session_id:
+            ChatSession.objects.filter(turns__pk=turn_id).update(sdk_session_id=sdk_session_id)
+    return True

@@ -1,0 +1,15 @@
+"""API URLs."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from chat.api import views
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("sessions/", views.SessionListView.as_view(), name="api-sessions"),
+    path("sessions/<str:session_id>/", views.SessionDetailView.as_view(), name="api-session"),
+    path("sessions/<str:session_id>/messages/", views.SessionMessagesView.as_view(), name="api-session-messages"),
+    path("sessions/<str:session_id>/stop/", views.SessionStopView.as_view(), name="api-session-stop"),
+]

@@ -1,0 +1,8 @@
+"""The chat app: conversations with the copilot."""
+
+from django.apps import AppConfig
+
+
+class ChatConfig(AppConfig):
+    name = "chat"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,150 @@
+"""The websocket of one chat session (PROTOCOL §3): transport only; turns run in the engine."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from chat.actions.turns import check_client_message_id
+from chat.conf import copilot_setting
+from chat.engine.registry import begin_turn, running_turns
+from chat.errors import ApplicationError, NotFound
+from chat.events.log import get_event_log, session_group
+from chat.selectors import access_session, session_snapshot
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+class FrameError(ApplicationError):
+    code = "bad_frame"
+
+
+class SessionConsumer(AsyncWebsocketConsumer):
+    session = None
+    delivered_seq: int | None = None  # None until the client sends `resume`
+
+    async def connect(self) -> None:
+        await self.accept()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        try:
+            self.session = await database_sync_to_async(access_session)(
+                user=user, session_id=self.scope["url_route"]["kwargs"]["session_id"])
+        except NotFound:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.session_id = str(self.session.id)
+        await self.channel_layer.group_add(session_group(self.session_id), self.channel_name)
+
+    async def disconnect(self, code: int) -> None:
+        if self.session is not None:
+            await self.channel_layer.group_discard(session_group(self.session_id), self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.session is None:
+            return
+        raw = text_data.encode() if text_data is not None else (bytes_data or b"")
+        try:
+            if len(raw) > copilot_setting("MAX_FRAME_BYTES"):
+                raise ApplicationError(f"a frame is at most {copilot_setting('MAX_FRAME_BYTES')} bytes",
+                                       code="too_large")
+            frame = parse_frame(raw)
+            handler = FRAME_HANDLERS.get(frame["type"])
+            if handler is None:
+                raise ApplicationError(f"unknown frame type {frame['type']!r}", code="unknown_type")
+            await handler(self, frame)
+        except ApplicationError as exc:
+            await self.send_json({"type": "error", "code": exc.code, "message": exc.message})
+
+    async def send_json(self, content: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(content))
+
+    # --- client frames ---
+
+    async def on_send(self, frame: dict[str, Any]) -> None:
+        client_message_id = check_client_message_id(frame.get("client_message_id"))
+        started = await begin_turn(session=self.session, text=frame.get("text"), client_message_id=client_message_id)
+        await self.send_json({"type": "ack", "client_message_id": str(client_message_id),
+                              "turn_id": str(started.turn.id), "message_id": str(started.turn.user_message_id)})
+
+    async def on_resume(self, frame: dict[str, Any]) -> None:
+        after_seq = frame.get("after_seq")
+        if isinstance(after_seq, bool) or not isinstance(after_seq, int):
+            raise ApplicationError("after_seq: an integer is required", code="bad_frame")
+        event_log = get_event_log()
+        last_seq = await event_log.last_seq(self.session_id)
+        if after_seq < 0 or after_seq > last_seq:
+            raise ApplicationError(f"after_seq must be from 0 to {last_seq}", code="bad_seq")
+        events = await event_log.read_after(self.session_id, after_seq)
+        if events is None:
+            snapshot = await database_sync_to_async(session_snapshot)(self.session)
+            await self.send_json({"type": "snapshot", "session": snapshot})
+            after_seq = snapshot["last_seq"]
+            events = await event_log.read_after(self.session_id, after_seq) or []
+        self.delivered_seq = after_seq
+        for event in events:
+            await self._deliver(event.frame())
+
+    async def on_stop(self, frame: dict[str, Any]) -> None:
+        await running_turns.request_stop(self.session_id)
+
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        await self.send_json({"type": "pong"})
+
+    # --- events from the session's log ---
+
+    async def chat_events(self, message: dict[str, Any]) -> None:
+        if self.delivered_seq is None:
+            return
+        for frame in message["events"]:
+            if frame["seq"] == self.delivered_seq + 1:
+                await self._deliver(frame)
+            elif frame["seq"] > self.delivered_seq + 1:
+                await self._fill_gap(up_to=frame["seq"])
+
+    async def _fill_gap(self, *, up_to: int) -> None:
+        """Live events were missed (a full channel): read them from the log instead."""
+        events = await get_event_log().read_after(self.session_id, self.delivered_seq)
+        if events is None:
+            snapshot = await database_sync_to_async(session_snapshot)(self.session)
+            await self.send_json({"type": "snapshot", "session": snapshot})
+            self.delivered_seq = snapshot["last_seq"]
+            events = await get_event_log().read_after(self.session_id, self.delivered_seq) or []
+        for event in events:
+            if event.seq <= up_to:
+                await self._deliver(event.frame())
+
+    async def _deliver(self, frame: dict[str, Any]) -> None:
+        if frame["seq"] <= self.delivered_seq:
+            return
+        self.delivered_seq = frame["seq"]
+        await self.send_json(frame)
+
+
+def parse_frame(raw: bytes) -> dict[str, Any]:
+    try:
+        frame = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise FrameError("a frame is a JSON object") from None
+    if not isinstance(frame, dict):
+        raise FrameError("a frame is a JSON object")
+    if not isinstance(frame.get("type"), str):
+        raise FrameError("type: a string is required")
+    return frame
+
+
+FRAME_HANDLERS = {
+    "send": SessionConsumer.on_send,
+    "resume": SessionConsumer.on_resume,
+    "stop": SessionConsumer.on_stop,
+    "ping": SessionConsumer.on_ping,
+}

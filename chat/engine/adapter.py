@@ -1,0 +1,264 @@
+"""The one place that maps Claude Agent SDK messages to UI-message-stream chunks.
+
+Pure and synchronous: it keeps the turn's stream state and returns chunks; it saves and sends nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from claude_agent_sdk import (
+    AssistantMessage,
+    ResultMessage,
+    StreamEvent,
+    SystemMessage,
+    ToolResultBlock,
+    ToolUseBlock,
+    UserMessage,
+)
+
+from chat.events import chunks
+from chat.events.chunks import Chunk
+
+RETRIED_AWAY = "interrupted: the model's answer was cut off and retried"
+
+
+@dataclass
+class OpenBlock:
+    kind: str  # "text", "reasoning" or "tool"
+    part_id: str
+
+
+@dataclass
+class ToolCallState:
+    name: str
+    part_index: int
+    input_available: bool = False
+    ended: bool = False
+
+
+@dataclass
+class TurnOutcome:
+    """How the SDK said the turn ended: set once a ResultMessage arrives."""
+
+    is_error: bool
+    error_text: str = ""
+    sdk_session_id: str = ""
+
+
+@dataclass
+class TurnAdapter:
+    """Turns one turn's SDK messages into chunks, in order, each exactly once."""
+
+    step_open: bool = False
+    open_blocks: dict[int, OpenBlock] = field(default_factory=dict)
+    attempt_part_ids: list[str] = field(default_factory=list)
+    tool_calls: dict[str, ToolCallState] = field(default_factory=dict)
+    text_parts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    next_part_index: int = 0
+    outcome: TurnOutcome | None = None
+    sdk_session_id: str = ""
+    api_error_text: str = ""
+
+    def feed(self, message: Any) -> list[Chunk]:
+        if isinstance(message, StreamEvent):
+            return [] if message.parent_tool_use_id else self._stream_event(message.event)
+        if isinstance(message, AssistantMessage):
+            return [] if message.parent_tool_use_id else self._assistant_message(message)
+        if isinstance(message, UserMessage):
+            return [] if message.parent_tool_use_id else self._user_message(message)
+        if isinstance(message, SystemMessage):
+            return self._system_message(message)
+        if isinstance(message, ResultMessage):
+            self._result_message(message)
+        return []
+
+    # --- stream events: live text and the first sight of each tool call ---
+
+    def _stream_event(self, event: dict[str, Any]) -> list[Chunk]:
+        kind = event.get("type")
+        if kind == "message_start":
+            out = [chunks.finish_step()] if self.step_open else []
+            self.step_open = True
+            self.open_blocks.clear()
+            self.attempt_part_ids = []
+            return out + [chunks.start_step()]
+        if kind == "content_block_start":
+            return self._block_start(event.get("index", 0), event.get("content_block") or {})
+        if kind == "content_block_delta":
+            return self._block_delta(event.get("index", 0), event.get("delta") or {})
+        if kind == "content_block_stop":
+            return self._block_stop(event.get("index", 0))
+        return []
+
+    def _new_part_index(self) -> int:
+        index = self.next_part_index
+        self.next_part_index += 1
+        return index
+
+    def _block_start(self, index: int, block: dict[str, Any]) -> list[Chunk]:
+        block_type = block.get("type")
+        if block_type == "text":
+            part_index = self._new_part_index()
+            part_id = f"text-{part_index}"
+            self.open_blocks[index] = OpenBlock("text", part_id)
+            self.text_parts[part_id] = {"type": "text", "index": part_index, "text": block.get("text") or ""}
+            self.attempt_part_ids.append(part_id)
+            return [chunks.text_start(part_id)]
+        if block_type == "thinking":
+            part_id = f"reasoning-{self._new_part_index()}"
+            self.open_blocks[index] = OpenBlock("reasoning", part_id)
+            self.attempt_part_ids.append(part_id)
+            return [chunks.reasoning_start(part_id)]
+        if block_type == "tool_use" and block.get("id"):
+            tool_call_id = block["id"]
+            self.open_blocks[index] = OpenBlock("tool", tool_call_id)
+            if tool_call_id in self.tool_calls:
+                return []
+            self.tool_calls[tool_call_id] = ToolCallState(name=block.get("name", ""), part_index=self._new_part_index())
+            self.attempt_part_ids.append(tool_call_id)
+            return [chunks.tool_input_start(tool_call_id, block.get("name", ""))]
+        return []
+
+    def _block_delta(self, index: int, delta: dict[str, Any]) -> list[Chunk]:
+        block = self.open_blocks.get(index)
+        if block is None:
+            return []
+        if block.kind == "text" and delta.get("type") == "text_delta" and delta.get("text"):
+            self.text_parts[block.part_id]["text"] += delta["text"]
+            return [chunks.text_delta(block.part_id, delta["text"])]
+        if block.kind == "reasoning" and delta.get("type") == "thinking_delta" and delta.get("thinking"):
+            return [chunks.reasoning_delta(block.part_id, delta["thinking"])]
+        return []
+
+    def _block_stop(self, index: int) -> list[Chunk]:
+        block = self.open_blocks.pop(index, None)
+        if block is None:
+            return []
+        if block.kind == "text":
+            return [chunks.text_end(block.part_id)]
+        if block.kind == "reasoning":
+            return [chunks.reasoning_end(block.part_id)]
+        return []
+
+    # --- whole messages: complete tool inputs, tool results, retries, the result ---
+
+    def _assistant_message(self, message: AssistantMessage) -> list[Chunk]:
+        self.sdk_session_id = message.session_id or self.sdk_session_id
+        out: list[Chunk] = []
+        if message.error is not None:
+            self.api_error_text = " ".join(getattr(b, "text", "") for b in message.content).strip() or str(message.error)
+        for block in message.content:
+            if not isinstance(block, ToolUseBlock):
+                continue
+            state = self.tool_calls.get(block.id)
+            if state is None:
+                state = self.tool_calls[block.id] = ToolCallState(name=block.name, part_index=self._new_part_index())
+                out.append(chunks.tool_input_start(block.id, block.name))
+            if not state.input_available:
+                state.input_available = True
+                out.append(chunks.tool_input_available(block.id, block.name, block.input))
+        return out
+
+    def _user_message(self, message: UserMessage) -> list[Chunk]:
+        if isinstance(message.content, str):
+            return []
+        out: list[Chunk] = []
+        for block in message.content:
+            if not isinstance(block, ToolResultBlock):
+                continue
+            state = self.tool_calls.get(block.tool_use_id)
+            if state is None or state.ended or not state.input_available:
+                continue  # unknown, late or repeated: never shown twice
+            state.ended = True
+            if block.is_error:
+                out.append(chunks.tool_output_error(block.tool_use_id, tool_result_text(block.content)))
+            else:
+                out.append(chunks.tool_output_available(block.tool_use_id, tool_result_value(block.content)))
+        return out
+
+    def _system_message(self, message: SystemMessage) -> list[Chunk]:
+        data = message.data or {}
+        if message.subtype == "init":
+            self.sdk_session_id = data.get("session_id") or self.sdk_session_id
+            return []
+        if message.subtype != "api_retry":
+            return []
+        out: list[Chunk] = []
+        discard = list(self.attempt_part_ids)
+        for part_id in discard:
+            self.text_parts.pop(part_id, None)
+            state = self.tool_calls.get(part_id)
+            if state is not None and not state.ended and state.input_available:
+                # The call was shown whole before the cut; the retry asks the model afresh.
+                state.ended = True
+                out.append(chunks.tool_output_error(part_id, RETRIED_AWAY))
+            elif state is not None:
+                state.ended = True
+        for index, block in list(self.open_blocks.items()):
+            if block.kind in {"text", "reasoning"}:
+                out.extend(self._block_stop(index))
+        self.open_blocks.clear()
+        self.attempt_part_ids = []
+        out.append(chunks.retry(
+            attempt=int(data.get("attempt") or 0), max_retries=int(data.get("max_retries") or 0),
+            delay_ms=int(data.get("retry_delay_ms") or 0), status=data.get("error_status"), discard=discard,
+        ))
+        return out
+
+    def _result_message(self, message: ResultMessage) -> None:
+        self.sdk_session_id = message.session_id or self.sdk_session_id
+        is_error = bool(message.is_error) or message.subtype != "success"
+        error_text = ""
+        if is_error:
+            error_text = self.api_error_text or (message.result or "") or message.subtype
+        self.outcome = TurnOutcome(is_error=is_error, error_text=error_text, sdk_session_id=self.sdk_session_id)
+
+    # --- the end of the turn ---
+
+    def open_tool_call_ids(self) -> list[str]:
+        return [tool_id for tool_id, state in self.tool_calls.items() if not state.ended]
+
+    def close(self) -> list[Chunk]:
+        """Close open text and the step. Open tool calls are the runner's to end (they need saving)."""
+        out: list[Chunk] = []
+        for index in sorted(self.open_blocks):
+            out.extend(self._block_stop(index))
+        return out
+
+    def end_step(self) -> list[Chunk]:
+        if not self.step_open:
+            return []
+        self.step_open = False
+        return [chunks.finish_step()]
+
+    def mark_ended(self, tool_call_id: str) -> None:
+        state = self.tool_calls.get(tool_call_id)
+        if state is not None:
+            state.ended = True
+
+    def saved_parts(self) -> list[dict[str, Any]]:
+        return sorted(self.text_parts.values(), key=lambda part: part["index"])
+
+
+def tool_result_text(content: Any) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = [b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"]
+        if texts:
+            return "\n".join(texts)
+    return json.dumps(content, default=str)
+
+
+def tool_result_value(content: Any) -> Any:
+    """A tool's output as the client should see it: its JSON when the text is JSON, else the text."""
+    text = tool_result_text(content)
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError):
+        return text

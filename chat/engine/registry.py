@@ -1,0 +1,105 @@
+"""The turns this process runs: started here, stopped here, and awaited on shutdown.
+
+A turn belongs to its session, not to a socket: closing sockets never touches this registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from channels.db import database_sync_to_async
+
+from chat.actions.turns import StartedTurn, do_start_turn
+from chat.engine.runner import TurnRunner, TurnSpec
+from chat.errors import NothingRunning
+from chat.events.log import get_event_log
+from chat.models import ChatSession, TurnStatus
+
+logger = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 5
+
+
+class RunningTurns:
+    def __init__(self) -> None:
+        self._runners: dict[str, TurnRunner] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._watchdogs: set[asyncio.Task[None]] = set()
+
+    def launch(self, runner: TurnRunner) -> asyncio.Task[None]:
+        session_id = str(runner.spec.session_id)
+        task = asyncio.get_running_loop().create_task(runner.run(), name=f"turn {runner.spec.turn_id}")
+        self._runners[session_id] = runner
+        self._tasks[session_id] = task
+        task.add_done_callback(lambda done: self._forget(session_id, done))
+        return task
+
+    def _forget(self, session_id: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(session_id) is task:
+            del self._tasks[session_id]
+            del self._runners[session_id]
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("turn task ended with an error", exc_info=task.exception())
+
+    def task_for(self, session_id: str) -> asyncio.Task[None] | None:
+        return self._tasks.get(str(session_id))
+
+    async def request_stop(self, session_id: str) -> None:
+        """Ask the session's turn to stop and return at once; a watchdog cancels it if it lingers.
+
+        Raises NothingRunning when this process runs no turn of the session. A repeated stop is harmless.
+        """
+        runner, task = self._runners.get(str(session_id)), self._tasks.get(str(session_id))
+        if runner is None or task is None:
+            raise NothingRunning("no turn is running in this session")
+        if runner.stop_requested.is_set():
+            return
+        runner.stop_requested.set()
+        watchdog = asyncio.get_running_loop().create_task(self._stop(runner, task), name=f"stop {session_id}")
+        self._watchdogs.add(watchdog)
+        watchdog.add_done_callback(self._watchdogs.discard)
+
+    async def _stop(self, runner: TurnRunner, task: asyncio.Task[None]) -> None:
+        try:
+            await runner.request_stop()
+        except Exception:
+            task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
+        if not done:
+            logger.warning("%s did not stop in %ss; cancelling it", runner.log_prefix, STOP_GRACE_SECONDS)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def shutdown(self) -> None:
+        """End every running turn as interrupted and wait for each to save its end."""
+        tasks = list(self._tasks.values())
+        for runner in self._runners.values():
+            runner.shutting_down = True
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, *self._watchdogs, return_exceptions=True)
+
+
+running_turns = RunningTurns()
+
+
+@database_sync_to_async
+def _start_turn_in_db(session: ChatSession, text: str, client_message_id: uuid.UUID) -> tuple[StartedTurn, TurnSpec]:
+    started = do_start_turn(session=session, text=text, client_message_id=client_message_id)
+    turn = started.turn
+    spec = TurnSpec(turn_id=turn.id, session_id=session.id, assistant_message_id=turn.assistant_message_id,
+                    user_message_id=turn.user_message_id, prompt=text, sdk_session_id=session.sdk_session_id)
+    return started, spec
+
+
+async def begin_turn(*, session: ChatSession, text: str, client_message_id: uuid.UUID) -> StartedTurn:
+    """Save the user's message and start its turn in this process (or return the earlier one)."""
+    started, spec = await _start_turn_in_db(session, text, client_message_id)
+    if started.created:
+        running_turns.launch(TurnRunner(spec=spec, event_log=get_event_log()))
+    elif started.turn.status == TurnStatus.RUNNING and running_turns.task_for(str(session.id)) is None:
+        logger.warning("session=%s turn=%s is running in another process", session.id, started.turn.id)
+    return started
+

@@ -1,0 +1,176 @@
+"""Runs one turn: drives the SDK, maps its messages to chunks, saves and appends each as it happens."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from channels.db import database_sync_to_async
+from claude_agent_sdk import ClaudeSDKClient
+
+from chat.actions import turns as turn_actions
+from chat.conf import copilot_setting
+from chat.engine.adapter import TurnAdapter
+from chat.engine.options import turn_options
+from chat.events import chunks
+from chat.events.chunks import INTERRUPTED, Chunk
+from chat.events.log import DurableWrite, InMemoryEventLog
+from chat.models import ToolCallStatus, TurnStatus
+
+logger = logging.getLogger(__name__)
+
+record_tool_input = database_sync_to_async(turn_actions.do_record_tool_input)
+record_tool_output = database_sync_to_async(turn_actions.do_record_tool_output)
+save_message_parts = database_sync_to_async(turn_actions.do_save_message_parts)
+finish_turn = database_sync_to_async(turn_actions.do_finish_turn)
+touch_turn = database_sync_to_async(turn_actions.do_touch_turn)
+
+
+@dataclass
+class TurnSpec:
+    """What a runner needs to know about its turn, read from the database before it starts."""
+
+    turn_id: uuid.UUID
+    session_id: uuid.UUID
+    assistant_message_id: uuid.UUID
+    user_message_id: uuid.UUID
+    prompt: str
+    sdk_session_id: str = ""
+
+
+@dataclass
+class TurnRunner:
+    spec: TurnSpec
+    event_log: InMemoryEventLog
+    adapter: TurnAdapter = field(default_factory=TurnAdapter)
+    stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    shutting_down: bool = False
+    finished: bool = False
+    _client: ClaudeSDKClient | None = None
+
+    @property
+    def log_prefix(self) -> str:
+        return f"session={self.spec.session_id} turn={self.spec.turn_id}"
+
+    async def run(self) -> None:
+        """Run the turn to its end. Whatever happens, it ends with its final state saved and one `finish`."""
+        status, error = TurnStatus.COMPLETED, ""
+        heartbeat = asyncio.create_task(self._keep_heartbeat(), name=f"heartbeat {self.spec.turn_id}")
+        try:
+            await self.emit(chunks.start(str(self.spec.assistant_message_id)))
+            await self.emit(chunks.user_message(str(self.spec.user_message_id), self.spec.prompt))
+            await self._drive_sdk()
+            outcome = self.adapter.outcome
+            if self.stop_requested.is_set():
+                status = TurnStatus.STOPPED
+            elif outcome is None:
+                status, error = TurnStatus.FAILED, "the model process ended without a result"
+            elif outcome.is_error:
+                status, error = TurnStatus.FAILED, outcome.error_text or "the model failed"
+        except asyncio.CancelledError:
+            status = TurnStatus.STOPPED if self.stop_requested.is_set() and not self.shutting_down else TurnStatus.INTERRUPTED
+            error = "" if status == TurnStatus.STOPPED else "the server shut down during this turn"
+            await asyncio.shield(self._finish(status, error))
+            raise
+        except Exception as exc:
+            logger.exception("%s failed", self.log_prefix)
+            status = TurnStatus.STOPPED if self.stop_requested.is_set() else TurnStatus.FAILED
+            error = "" if status == TurnStatus.STOPPED else f"{type(exc).__name__}: {exc}"
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+        await self._finish(status, error)
+
+    async def _drive_sdk(self) -> None:
+        options = turn_options(session_id=str(self.spec.session_id), sdk_session_id=self.spec.sdk_session_id)
+        async with ClaudeSDKClient(options) as client:
+            self._client = client
+            if self.stop_requested.is_set():
+                return
+            await client.query(self.spec.prompt)
+            async for message in client.receive_response():
+                for chunk in self.adapter.feed(message):
+                    await self.emit(chunk)
+        self._client = None
+
+    async def request_stop(self) -> None:
+        """Ask the SDK to interrupt the turn; the run loop then ends it as stopped."""
+        self.stop_requested.set()
+        client = self._client
+        if client is not None:
+            try:
+                await asyncio.wait_for(client.interrupt(), timeout=5)
+            except Exception:
+                logger.warning("%s interrupt failed; the turn will be cancelled", self.log_prefix, exc_info=True)
+                raise
+
+    async def _keep_heartbeat(self) -> None:
+        interval = max(1.0, copilot_setting("STALE_TURN_SECONDS") / 4)
+        while True:
+            await asyncio.sleep(interval)
+            await touch_turn(turn_id=self.spec.turn_id)
+
+    async def _finish(self, status: str, error: str) -> None:
+        """Close everything still open, save the final state, then append `data-turn` and `finish`."""
+        if self.finished:
+            return
+        self.finished = True
+        for chunk in self.adapter.close():
+            await self.emit(chunk)
+        for tool_call_id in self.adapter.open_tool_call_ids():
+            await self.emit(chunks.tool_output_error(tool_call_id, INTERRUPTED))
+        for chunk in self.adapter.end_step():
+            await self.emit(chunk)
+        if error:
+            await self.emit(chunks.error(error))
+        sdk_session_id = self.adapter.sdk_session_id
+
+        async def save_final_state(seq: int) -> bool:
+            await finish_turn(turn_id=self.spec.turn_id, status=status, error=error, seq=seq,
+                              sdk_session_id=sdk_session_id)
+            return True
+
+        await self.event_log.append(str(self.spec.session_id), str(self.spec.turn_id),
+                                    [chunks.turn_status(str(self.spec.turn_id), status), chunks.finish()],
+                                    save_final_state)
+        logger.info("%s ended %s%s", self.log_prefix, status, f": {error}" if error else "")
+
+    async def emit(self, chunk: Chunk) -> None:
+        """Append one chunk to the session's log, with the durable write it implies (if any)."""
+        await self.event_log.append(str(self.spec.session_id), str(self.spec.turn_id), [chunk],
+                                    self._durable_write(chunk))
+
+    def _durable_write(self, chunk: Chunk) -> DurableWrite | None:
+        kind = chunk["type"]
+        spec = self.spec
+        if kind in {"text-end", "data-retry"}:
+            parts = self.adapter.saved_parts()
+            return lambda seq: save_message_parts(message_id=spec.assistant_message_id, parts=parts, seq=seq)
+        if kind == "tool-input-available":
+            state = self.adapter.tool_calls[chunk["toolCallId"]]
+            return lambda seq: record_tool_input(
+                turn_id=spec.turn_id, message_id=spec.assistant_message_id, tool_use_id=chunk["toolCallId"],
+                name=chunk["toolName"], tool_input=chunk["input"], part_index=state.part_index, seq=seq)
+        if kind in {"tool-output-available", "tool-output-error"}:
+            tool_call_id = chunk["toolCallId"]
+            self.adapter.mark_ended(tool_call_id)
+            state = self.adapter.tool_calls.get(tool_call_id)
+            if state is None or not state.input_available:
+                return None  # never saved, so nothing to end in the database
+            return lambda seq: self._record_output(chunk, seq)
+        return None
+
+    async def _record_output(self, chunk: Chunk, seq: int) -> bool:
+        tool_call_id = chunk["toolCallId"]
+        if chunk["type"] == "tool-output-available":
+            recorded = await record_tool_output(turn_id=self.spec.turn_id, tool_use_id=tool_call_id, seq=seq,
+                                                output=chunk["output"])
+        else:
+            status = ToolCallStatus.INTERRUPTED if chunk["errorText"] == INTERRUPTED else ToolCallStatus.FAILED
+            recorded = await record_tool_output(turn_id=self.spec.turn_id, tool_use_id=tool_call_id, seq=seq,
+                                                error_text=chunk["errorText"], status=status)
+        if not recorded:
+            logger.info("%s dropped a late or repeated output for %s", self.log_prefix, tool_call_id)
+        return recorded
+

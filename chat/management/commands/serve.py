@@ -1,0 +1,64 @@
+"""`manage.py serve`: everything a user needs — migrations, a demo user, the local model, the web server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+DEMO_USERNAME = "demo"
+DEMO_PASSWORD = "demo-password"
+
+
+class Command(BaseCommand):
+    help = "Serve copilot: apply migrations, ensure a demo user, start the local model and daphne."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--no-demo-user", action="store_true", help="do not create the demo user")
+
+    def handle(self, *args, host: str, port: int, no_demo_user: bool, **options):
+        call_command("migrate", interactive=False, verbosity=0)
+        if not no_demo_user:
+            self._ensure_demo_user()
+        if settings.COPILOT["USE_LOCAL_MODEL"]:
+            from localmodel.server import LocalModelServer
+
+            local_model = LocalModelServer()
+            settings.COPILOT["ANTHROPIC_BASE_URL"] = local_model.start()
+            self.stdout.write(f"Local model at {settings.COPILOT['ANTHROPIC_BASE_URL']}")
+        else:
+            self.stdout.write(f"Model endpoint: {settings.COPILOT['ANTHROPIC_BASE_URL'] or 'Claude (api.anthropic.com)'}")
+        self._serve(host, port)
+
+    def _ensure_demo_user(self) -> None:
+        User = get_user_model()
+        if not User.objects.filter(username=DEMO_USERNAME).exists():
+            User.objects.create_user(DEMO_USERNAME, password=DEMO_PASSWORD)
+
+    def _serve(self, host: str, port: int) -> None:
+        from daphne.endpoints import build_endpoint_description_strings
+        from daphne.server import Server
+
+        from chat.engine.registry import running_turns
+        from copilot_site.asgi import application
+
+        shown_host = f"[{host}]" if ":" in host else host
+        self.stdout.write(f"copilot is ready at http://{shown_host}:{port}/accounts/login/")
+        self.stdout.write(f"Log in as {DEMO_USERNAME!r} with password {DEMO_PASSWORD!r}. Stop with Ctrl+C.")
+        self.stdout.flush()
+        server = Server(application=application,
+                        endpoints=build_endpoint_description_strings(host=host, port=port),
+                        signal_handlers=True, websocket_handshake_timeout=10)
+        from twisted.internet import defer, reactor
+
+        def end_running_turns():
+            # Runs on SIGTERM/SIGINT before the reactor stops: each turn ends as interrupted, saved.
+            return defer.Deferred.fromFuture(asyncio.ensure_future(running_turns.shutdown()))
+
+        reactor.addSystemEventTrigger("before", "shutdown", end_running_turns)
+        server.run()

@@ -1,0 +1,57 @@
+"""Chat sessions and their messages."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class ChatSession(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_sessions")
+    title = models.CharField(max_length=200, default="New chat")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # The Claude Agent SDK's session id, so the next turn continues the same conversation.
+    sdk_session_id = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["owner", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.id})"
+
+
+class MessageRole(models.TextChoices):
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class Message(models.Model):
+    """One message of a session. `parts` holds its text parts; tool calls are rows of their own."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    position = models.PositiveIntegerField()
+    role = models.CharField(max_length=16, choices=MessageRole.choices)
+    # [{"type": "text", "index": 0, "text": "…"}]; `index` orders text and tool parts together.
+    parts = models.JSONField(default=list, blank=True)
+    client_message_id = models.UUIDField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The seq of the newest event whose effect on this row is saved.
+    seq = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["session", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "position"], name="message_position_unique"),
+            models.UniqueConstraint(fields=["session", "client_message_id"], name="message_client_id_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} #{self.position} of {self.session_id}"
+
+    @property
+    def text(self) -> str:
+        return "".join(part.get("text", "") for part in self.parts if part.get("type") == "text")

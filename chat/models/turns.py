@@ -1,0 +1,80 @@
+"""Turns (one user message and everything the copilot does about it) and their tool calls."""
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from chat.models.sessions import ChatSession, Message
+
+
+class TurnStatus(models.TextChoices):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class Turn(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="turns")
+    user_message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="prompted_turn")
+    assistant_message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="answered_turn")
+    status = models.CharField(max_length=16, choices=TurnStatus.choices, default=TurnStatus.RUNNING)
+    error = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(auto_now_add=True)
+    # hostname:pid of the process that runs the turn.
+    process = models.CharField(max_length=100, blank=True, default="")
+    seq = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["session"], condition=Q(status="running"),
+                                    name="one_running_turn_per_session"),
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"turn {self.id} ({self.status})"
+
+    @property
+    def is_running(self) -> bool:
+        return self.status == TurnStatus.RUNNING
+
+
+class ToolCallStatus(models.TextChoices):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+
+
+class ToolCall(models.Model):
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="tool_calls")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="tool_calls")
+    tool_use_id = models.CharField(max_length=100)
+    name = models.CharField(max_length=200)
+    input = models.JSONField(default=dict, blank=True)
+    output = models.JSONField(null=True, blank=True)
+    error_text = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=16, choices=ToolCallStatus.choices, default=ToolCallStatus.RUNNING)
+    # Orders this call among the message's text parts.
+    part_index = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    input_seq = models.PositiveBigIntegerField(default=0)
+    output_seq = models.PositiveBigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["message", "part_index"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "tool_use_id"], name="tool_call_unique_per_message"),
+        ]
+        indexes = [models.Index(fields=["status", "started_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.tool_use_id} ({self.status})"

@@ -1,0 +1,119 @@
+"""Reads: fetching what a user may see, and the hydrated session snapshot."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import Max, QuerySet
+
+from chat.errors import NotFound
+from chat.events.chunks import INTERRUPTED
+from chat.models import ChatSession, Message, ToolCall, ToolCallStatus, Turn, TurnStatus
+
+
+def sessions_of(user: AbstractBaseUser) -> QuerySet[ChatSession]:
+    return ChatSession.objects.filter(owner=user)
+
+
+def access_session(*, user: AbstractBaseUser, session_id: Any) -> ChatSession:
+    """The user's own session, or NotFound (another user's session is not revealed to exist)."""
+    try:
+        session_uuid = uuid.UUID(str(session_id))
+    except (TypeError, ValueError, AttributeError):
+        raise NotFound("no such session") from None
+    if not getattr(user, "is_authenticated", False):
+        raise NotFound("no such session")
+    session = sessions_of(user).filter(pk=session_uuid).first()
+    if session is None:
+        raise NotFound("no such session")
+    return session
+
+
+def running_turn(session_id: Any) -> Turn | None:
+    return Turn.objects.filter(session_id=session_id, status=TurnStatus.RUNNING).first()
+
+
+def durable_last_seq(session_id: str) -> int:
+    """The newest seq whose effect is saved in the database for this session."""
+    seqs = [
+        Message.objects.filter(session_id=session_id).aggregate(m=Max("seq"))["m"],
+        Turn.objects.filter(session_id=session_id).aggregate(m=Max("seq"))["m"],
+        ToolCall.objects.filter(turn__session_id=session_id).aggregate(a=Max("input_seq"), b=Max("output_seq")),
+    ]
+    tool_seqs = seqs.pop()
+    return max([s or 0 for s in seqs] + [tool_seqs["a"] or 0, tool_seqs["b"] or 0])
+
+
+durable_last_seq_async = database_sync_to_async(durable_last_seq)
+
+
+def tool_part(tool_call: ToolCall, *, turn_running: bool) -> dict[str, Any]:
+    part: dict[str, Any] = {"type": "dynamic-tool", "toolName": tool_call.name, "toolCallId": tool_call.tool_use_id,
+                            "input": tool_call.input}
+    if tool_call.status == ToolCallStatus.COMPLETED:
+        part.update(state="output-available", output=tool_call.output)
+    elif tool_call.status == ToolCallStatus.RUNNING and turn_running:
+        part.update(state="input-available")
+    else:
+        part.update(state="output-error", errorText=tool_call.error_text or INTERRUPTED)
+        if tool_call.status == ToolCallStatus.RUNNING:
+            part["errorText"] = INTERRUPTED  # its turn is gone: never shown as pending
+    return part
+
+
+def message_dict(message: Message, tool_calls: list[ToolCall], *, turn_running: bool) -> dict[str, Any]:
+    indexed: list[tuple[int, dict[str, Any]]] = [
+        (part.get("index", 0), {"type": part["type"], "text": part.get("text", "")}) for part in message.parts
+    ]
+    indexed += [(call.part_index, tool_part(call, turn_running=turn_running)) for call in tool_calls]
+    indexed.sort(key=lambda item: item[0])
+    return {"id": str(message.id), "role": message.role, "parts": [part for _, part in indexed],
+            "created_at": message.created_at.isoformat()}
+
+
+def turn_dict(turn: Turn) -> dict[str, Any]:
+    return {"id": str(turn.id), "status": turn.status, "started_at": turn.started_at.isoformat(),
+            "finished_at": turn.finished_at.isoformat() if turn.finished_at else None,
+            "user_message_id": str(turn.user_message_id), "assistant_message_id": str(turn.assistant_message_id),
+            "error": turn.error}
+
+
+def session_dict(session: ChatSession) -> dict[str, Any]:
+    return {"id": str(session.id), "title": session.title, "created_at": session.created_at.isoformat(),
+            "updated_at": session.updated_at.isoformat()}
+
+
+def session_snapshot(session: ChatSession) -> dict[str, Any]:
+    """The session as the client should show it, with `last_seq`: the newest event it includes.
+
+    Read in one repeatable snapshot of the database, so `last_seq` matches exactly what was read.
+    """
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        messages = list(Message.objects.filter(session=session).order_by("position"))
+        turns = list(Turn.objects.filter(session=session))
+        tool_calls = list(ToolCall.objects.filter(turn__session=session).order_by("part_index"))
+    running_turn_ids = {turn.id for turn in turns if turn.status == TurnStatus.RUNNING}
+    turn_of_message = {turn.assistant_message_id: turn for turn in turns}
+    calls_by_message: dict[uuid.UUID, list[ToolCall]] = {}
+    for call in tool_calls:
+        calls_by_message.setdefault(call.message_id, []).append(call)
+    active = next((turn for turn in turns if turn.id in running_turn_ids), None)
+    seqs = [m.seq for m in messages] + [t.seq for t in turns]
+    seqs += [c.input_seq for c in tool_calls] + [c.output_seq or 0 for c in tool_calls]
+    return {
+        **session_dict(session),
+        "messages": [
+            message_dict(message, calls_by_message.get(message.id, []),
+                         turn_running=getattr(turn_of_message.get(message.id), "id", None) in running_turn_ids)
+            for message in messages
+        ],
+        "active_turn": turn_dict(active) if active else None,
+        "last_seq": max(seqs, default=0),
+    }

@@ -1,0 +1,11 @@
+"""The site's URLs: pages, the JSON API, the admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("api/", include("chat.api.urls")),
+    path("", include("chat.urls")),
+]

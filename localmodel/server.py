@@ -1,0 +1,223 @@
+"""The local model: an Anthropic Messages API server that plays `#script`s (PROTOCOL §5)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import uuid
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+
+from localmodel.demo import demo_step
+from localmodel.script import ScriptError, Step, last_prompt_index, locate
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "local-model"
+ERROR_RESPONSES = {
+    "overloaded": (529, "overloaded_error", "Overloaded"),
+    "api_error": (500, "api_error", "Internal server error"),
+}
+
+
+def estimate_tokens(payload: Any) -> int:
+    return max(1, len(json.dumps(payload, default=str)) // 4)
+
+
+def words(text: str) -> list[str]:
+    """Split text into about-one-word deltas that join back to the text exactly."""
+    pieces, current = [], ""
+    for char in text:
+        current += char
+        if char == " ":
+            pieces.append(current)
+            current = ""
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+class LocalModel:
+    """The request handlers and the fault counters they share."""
+
+    def __init__(self) -> None:
+        self.fault_counts: Counter[str] = Counter()
+        self.requests: list[dict[str, Any]] = []  # Kept for tests that inspect what the CLI sent.
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/messages", self.messages)
+        app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
+        app.router.add_get("/health", self.health)
+        app.router.add_route("*", "/{tail:.*}", self.not_found)
+        return app
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def not_found(self, request: web.Request) -> web.Response:
+        return api_error(404, "not_found_error", f"no route for {request.method} {request.path}")
+
+    async def count_tokens(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response({"input_tokens": estimate_tokens(body.get("messages", []))})
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return api_error(400, "invalid_request_error", "the body is not JSON")
+        messages = body.get("messages")
+        if not isinstance(messages, list):
+            return api_error(400, "invalid_request_error", "messages: a list is required")
+        self.requests.append(body)
+        try:
+            position = locate(messages)
+        except ScriptError as exc:
+            step = Step(text=f"Your #script could not be played: {exc}")
+        else:
+            if position is None:
+                step = demo_step(messages, last_prompt_index(messages))
+            else:
+                step = position.step or Step(text="done.")
+                fault_key = f"{request.headers.get('x-claude-code-session-id', '')}|{position.anchor}|{position.index}"
+                if step.error and self._should_fail(fault_key, step):
+                    if step.error in ERROR_RESPONSES:
+                        status, kind, text = ERROR_RESPONSES[step.error]
+                        return api_error(status, kind, text)
+                    return await self.stream(request, body, step, drop=True)
+        if body.get("stream"):
+            return await self.stream(request, body, step, drop=False)
+        return web.json_response(self.whole_message(body, step))
+
+    def _should_fail(self, fault_key: str, step: Step) -> bool:
+        self.fault_counts[fault_key] += 1
+        return step.error_times is None or self.fault_counts[fault_key] <= step.error_times
+
+    def content_blocks(self, step: Step) -> list[dict[str, Any]]:
+        blocks: list[dict[str, Any]] = []
+        if step.text:
+            blocks.append({"type": "text", "text": step.text})
+        for tool in step.tools:
+            blocks.append({"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}",
+                           "name": tool.name, "input": tool.input})
+        return blocks
+
+    def whole_message(self, body: dict[str, Any], step: Step) -> dict[str, Any]:
+        blocks = self.content_blocks(step)
+        return {
+            "id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant",
+            "model": body.get("model", MODEL_NAME), "content": blocks,
+            "stop_reason": "tool_use" if step.tools else "end_turn", "stop_sequence": None,
+            "usage": {"input_tokens": estimate_tokens(body.get("messages")),
+                      "output_tokens": estimate_tokens(blocks)},
+        }
+
+    async def stream(self, request: web.Request, body: dict[str, Any], step: Step, *, drop: bool) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        message = self.whole_message(body, step)
+        blocks, message["content"] = message["content"], []
+        stop_reason, message["stop_reason"] = message["stop_reason"], None
+        output_tokens = message["usage"]["output_tokens"]
+        message["usage"]["output_tokens"] = 1
+
+        async def send(event: str, payload: dict[str, Any]) -> None:
+            await response.write(f"event: {event}\ndata: {json.dumps(payload)}\n\n".encode())
+            if step.delay_ms:
+                await asyncio.sleep(step.delay_ms / 1000)
+
+        await send("message_start", {"type": "message_start", "message": message})
+        if drop:
+            # Cut the connection mid-answer: some text streamed, no message_stop.
+            await send("content_block_start", {"type": "content_block_start", "index": 0,
+                                               "content_block": {"type": "text", "text": ""}})
+            await send("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                               "delta": {"type": "text_delta", "text": "This answer will be cut "}})
+            request.transport.close()
+            return response
+        for index, block in enumerate(blocks):
+            if block["type"] == "text":
+                await send("content_block_start", {"type": "content_block_start", "index": index,
+                                                   "content_block": {"type": "text", "text": ""}})
+                for piece in words(block["text"]):
+                    await send("content_block_delta", {"type": "content_block_delta", "index": index,
+                                                       "delta": {"type": "text_delta", "text": piece}})
+            else:
+                await send("content_block_start", {"type": "content_block_start", "index": index,
+                                                   "content_block": {**block, "input": {}}})
+                await send("content_block_delta", {"type": "content_block_delta", "index": index,
+                                                   "delta": {"type": "input_json_delta",
+                                                             "partial_json": json.dumps(block["input"])}})
+            await send("content_block_stop", {"type": "content_block_stop", "index": index})
+        await send("message_delta", {"type": "message_delta",
+                                     "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                                     "usage": {"output_tokens": output_tokens}})
+        await send("message_stop", {"type": "message_stop"})
+        await response.write_eof()
+        return response
+
+
+def api_error(status: int, kind: str, message: str) -> web.Response:
+    return web.json_response({"type": "error", "error": {"type": kind, "message": message}}, status=status)
+
+
+class LocalModelServer:
+    """The local model on a loopback port, served from a thread of its own."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.host, self.port = host, port
+        self.model = LocalModel()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start_async(self) -> None:
+        self._runner = web.AppRunner(self.model.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # the port chosen for port 0
+
+    async def stop_async(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def start(self) -> str:
+        """Serve in a daemon thread; returns the base URL once it accepts connections."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            self._loop = asyncio.new_event_loop()
+            try:
+                self._loop.run_until_complete(self.start_async())
+            except BaseException as exc:  # reported to the starting thread
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            self._loop.run_forever()
+            self._loop.run_until_complete(self.stop_async())
+            self._loop.close()
+
+        self._thread = threading.Thread(target=serve, name="localmodel", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout=30):
+            raise RuntimeError("the local model did not start within 30 s")
+        if failure:
+            raise failure[0]
+        return self.url
+
+    def stop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)

@@ -1,0 +1,126 @@
+"""Fixtures shared by the whole suite: the local model, settings for tests, real server processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+
+from chat.engine.registry import running_turns
+from chat.events.log import reset_event_log
+from localmodel.server import LocalModelServer
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def local_model():
+    """The local model on its own port, shared by every test of this worker."""
+    server = LocalModelServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def copilot_settings(settings, local_model, tmp_path_factory):
+    """Point the engine at the local model and give it folders of its own."""
+    var = tmp_path_factory.mktemp("copilot-var")
+    settings.COPILOT = {
+        **settings.COPILOT,
+        "ANTHROPIC_BASE_URL": local_model.url,
+        "ANTHROPIC_API_KEY": "local-model-placeholder-key",
+        "CLI_HOME_DIR": var / "claude-home",
+        "WORKSPACES_DIR": var / "workspaces",
+    }
+    return settings.COPILOT
+
+
+@pytest.fixture(autouse=True)
+def fresh_event_log():
+    reset_event_log()
+    yield
+    reset_event_log()
+
+
+@pytest.fixture
+async def no_turn_left_running():
+    """Fail a test that leaves a turn running in this process (and end it)."""
+    yield
+    left = [task for task in running_turns._tasks.values() if not task.done()]
+    await running_turns.shutdown()
+    assert not left, f"turns left running: {left}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def database_url() -> str:
+    """The URL of the test database this worker uses, for server processes it starts."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}" if db["NAME"].startswith("/") else f"sqlite:///{PROJECT_DIR / db['NAME']}"
+    auth = quote(db["USER"]) + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+class ServerProcess:
+    """A real daphne process serving copilot, on the test database and the local model."""
+
+    def __init__(self, *, local_model_url: str, var_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        env = {**os.environ, "DATABASE_URL": database_url(), "ANTHROPIC_BASE_URL": local_model_url,
+               "ANTHROPIC_API_KEY": "local-model-placeholder-key", "COPILOT_VAR_DIR": str(var_dir),
+               "DJANGO_SETTINGS_MODULE": "copilot_site.settings", **(extra_env or {})}
+        self.log_path = var_dir / f"daphne-{self.port}.log"
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "copilot_site.asgi:application"],
+            cwd=PROJECT_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def _wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daphne exited: {self.log_path.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)  # polling a port that is not open yet: nothing to await
+        raise RuntimeError(f"daphne did not listen within {timeout}s: {self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def daphne_server(django_db_setup, django_db_blocker, local_model, tmp_path_factory):
+    """One daphne process for the tests of a module (they use transactional_db so it sees their rows)."""
+    server = ServerProcess(local_model_url=local_model.url, var_dir=tmp_path_factory.mktemp("daphne"))
+    yield server
+    server.stop()

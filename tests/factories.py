@@ -1,0 +1,83 @@
+"""Shared builders for test data, and helpers that read a turn's frames the way a client would."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+from django.contrib.auth import get_user_model
+
+from chat.models import ChatSession
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_user(username: str | None = None, **extra: Any):
+    return get_user_model().objects.create_user(username or f"user-{uuid.uuid4().hex[:8]}", password=PASSWORD, **extra)
+
+
+def make_session(owner, title: str = "Test chat") -> ChatSession:
+    return ChatSession.objects.create(owner=owner, title=title)
+
+
+def wait_tool(seconds: float) -> dict[str, Any]:
+    return {"name": "mcp__copilot__run_block", "input": {"block": "wait", "input": {"seconds": seconds}}}
+
+
+def script(*steps: dict[str, Any]) -> str:
+    """A user message that makes the local model play `steps`."""
+    return "#script " + json.dumps(list(steps))
+
+
+def send_frame(text: str, client_message_id: str | None = None) -> dict[str, Any]:
+    return {"type": "send", "text": text, "client_message_id": client_message_id or str(uuid.uuid4())}
+
+
+def chunk_types(frames: list[dict[str, Any]]) -> list[str]:
+    return [frame["chunk"]["type"] for frame in frames if frame["type"] == "event"]
+
+
+def assert_turn_well_formed(events: list[dict[str, Any]]) -> None:
+    """PROTOCOL §2 for one turn: contiguous seqs, one start and one finish, every tool input has one output."""
+    seqs = [event["seq"] for event in events]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"seqs not contiguous: {seqs}"
+    types = chunk_types(events)
+    assert types[0] == "start" and types[-1] == "finish" and types.count("finish") == 1, types
+    assert types[-2] == "data-turn", types
+    inputs = [e["chunk"]["toolCallId"] for e in events if e["chunk"]["type"] == "tool-input-available"]
+    outputs = [e["chunk"]["toolCallId"] for e in events
+               if e["chunk"]["type"] in {"tool-output-available", "tool-output-error"}]
+    assert sorted(inputs) == sorted(outputs), (inputs, outputs)
+    assert len(set(outputs)) == len(outputs), f"an output was shown twice: {outputs}"
+    for tool_call_id in inputs:
+        first_input = next(i for i, e in enumerate(events) if e["chunk"].get("toolCallId") == tool_call_id
+                           and e["chunk"]["type"] == "tool-input-available")
+        output = next(i for i, e in enumerate(events) if e["chunk"].get("toolCallId") == tool_call_id
+                      and e["chunk"]["type"] in {"tool-output-available", "tool-output-error"})
+        assert first_input < output
+
+
+def streamed_text(events: list[dict[str, Any]]) -> str:
+    discarded = {part for e in events if e["chunk"]["type"] == "data-retry" for part in e["chunk"]["data"]["discard"]}
+    return "".join(e["chunk"]["delta"] for e in events
+                   if e["chunk"]["type"] == "text-delta" and e["chunk"]["id"] not in discarded)
+
+
+async def receive_until(communicator_or_socket, predicate, *, timeout: float = 60) -> list[dict]:
+    """Frames received until one matches `predicate` (included)."""
+    frames = []
+    async with asyncio.timeout(timeout):
+        while True:
+            if hasattr(communicator_or_socket, "receive_json_from"):
+                frame = await communicator_or_socket.receive_json_from(timeout=timeout)
+            else:
+                frame = json.loads(await communicator_or_socket.recv())
+            frames.append(frame)
+            if predicate(frame):
+                return frames
+
+
+def is_finish(frame: dict) -> bool:
+    return frame.get("type") == "event" and frame["chunk"]["type"] == "finish"
