@@ -92,8 +92,9 @@ def session_snapshot(session: ChatSession) -> dict[str, Any]:
 
     Read in one repeatable snapshot of the database, so `last_seq` matches exactly what was read.
     """
+    starts_transaction = not connection.in_atomic_block
     with transaction.atomic():
-        if connection.vendor == "postgresql":
+        if starts_transaction and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         messages = list(Message.objects.filter(session=session).order_by("position"))

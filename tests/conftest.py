@@ -32,6 +32,7 @@ def local_model():
 @pytest.fixture(autouse=True)
 def copilot_settings(settings, local_model, tmp_path_factory):
     """Point the engine at the local model and give it folders of its own."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
     var = tmp_path_factory.mktemp("copilot-var")
     settings.COPILOT = {
         **settings.COPILOT,

@@ -7,7 +7,7 @@ from agents.blocks import Block, BlockError, register
 
 async def run(block_input: dict) -> dict:
     template = block_input.get("template")
-    values = block_input.get("values") or {}
+    values = block_input.get("values", {})
     if not isinstance(template, str):
         raise BlockError("text: template must be a string")
     if not isinstance(values, dict):

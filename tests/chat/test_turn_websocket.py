@@ -33,6 +33,12 @@ def owner_with_session():
     return user, make_session(user), Token.objects.create(user=user).key
 
 
+@database_sync_to_async
+def turn_with_calls(turn_id):
+    turn = Turn.objects.select_related("assistant_message", "user_message").get(pk=turn_id)
+    return turn, list(ToolCall.objects.filter(turn=turn).order_by("part_index"))
+
+
 async def connect(session, token: str) -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(application, f"/ws/sessions/{session.id}/",
                                          headers=[(b"authorization", f"Token {token}".encode())])
@@ -69,11 +75,10 @@ async def test_three_parallel_tool_calls_then_text(local_model):
     assert streamed_text(events) == "All three finished."
     assert events[-2]["chunk"]["data"] == {"turn_id": ack["turn_id"], "status": "completed"}
 
-    turn = await Turn.objects.select_related("assistant_message", "user_message").aget(pk=ack["turn_id"])
+    turn, calls = await turn_with_calls(ack["turn_id"])
     assert turn.status == TurnStatus.COMPLETED and turn.finished_at is not None
     assert turn.assistant_message.text == "All three finished."
     assert turn.user_message.text == THREE_WAITS
-    calls = [call async for call in ToolCall.objects.filter(turn=turn).order_by("part_index")]
     assert [(c.status, c.output) for c in calls] == [
         (ToolCallStatus.COMPLETED, {"seconds": 2}), (ToolCallStatus.COMPLETED, {"seconds": 1}),
         (ToolCallStatus.COMPLETED, {"seconds": 3})]
