@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import weakref
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -26,9 +28,29 @@ class FrameError(ApplicationError):
     code = "bad_frame"
 
 
+_open_consumers: weakref.WeakSet[SessionConsumer] = weakref.WeakSet()
+
+
+async def wait_for_delivery(seq_by_session: dict[str, int], *, timeout: float) -> None:
+    """Wait (bounded) until every resumed socket of these sessions has sent the event with that seq."""
+    waits = [consumer.delivered(seq_by_session[consumer.session_id]) for consumer in list(_open_consumers)
+             if consumer.delivered_seq is not None and consumer.session_id in seq_by_session]
+    try:
+        await asyncio.wait_for(asyncio.gather(*waits), timeout)
+    except TimeoutError:
+        logger.warning("some sockets did not receive their last events before shutdown")
+
+
 class SessionConsumer(AsyncWebsocketConsumer):
     session = None
+    session_id = ""
     delivered_seq: int | None = None  # None until the client sends `resume`
+    _progress: asyncio.Condition | None = None
+
+    async def delivered(self, seq: int) -> None:
+        """Returns once this socket has sent the event `seq` (or later)."""
+        async with self._progress:
+            await self._progress.wait_for(lambda: self.delivered_seq is not None and self.delivered_seq >= seq)
 
     async def connect(self) -> None:
         await self.accept()
@@ -43,10 +65,13 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.session_id = str(self.session.id)
+        self._progress = asyncio.Condition()
+        _open_consumers.add(self)
         await self.channel_layer.group_add(session_group(self.session_id), self.channel_name)
 
     async def disconnect(self, code: int) -> None:
         if self.session is not None:
+            _open_consumers.discard(self)
             await self.channel_layer.group_discard(session_group(self.session_id), self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -128,6 +153,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
             return
         self.delivered_seq = frame["seq"]
         await self.send_json(frame)
+        async with self._progress:
+            self._progress.notify_all()
 
 
 def parse_frame(raw: bytes) -> dict[str, Any]:

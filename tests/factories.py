@@ -60,7 +60,8 @@ def assert_turn_well_formed(events: list[dict[str, Any]]) -> None:
 
 
 def streamed_text(events: list[dict[str, Any]]) -> str:
-    discarded = {part for e in events if e["chunk"]["type"] == "data-retry" for part in e["chunk"]["data"]["discard"]}
+    discarded = {part for e in events if e["chunk"]["type"] in {"data-retry", "data-discard"}
+                 for part in e["chunk"]["data"]["discard"]}
     return "".join(e["chunk"]["delta"] for e in events
                    if e["chunk"]["type"] == "text-delta" and e["chunk"]["id"] not in discarded)
 
@@ -81,3 +82,41 @@ async def receive_until(communicator_or_socket, predicate, *, timeout: float = 6
 
 def is_finish(frame: dict) -> bool:
     return frame.get("type") == "event" and frame["chunk"]["type"] == "finish"
+
+
+class EventWatcher:
+    """Listens to a session's published events as a client would, without a socket."""
+
+    def __init__(self, session_id) -> None:
+        self.session_id = str(session_id)
+        self.events: list[dict] = []
+
+    async def __aenter__(self) -> "EventWatcher":
+        from channels.layers import get_channel_layer
+
+        from chat.events.log import session_group
+
+        self.layer = get_channel_layer()
+        self.channel = await self.layer.new_channel()
+        await self.layer.group_add(session_group(self.session_id), self.channel)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        from chat.events.log import session_group
+
+        await self.layer.group_discard(session_group(self.session_id), self.channel)
+
+    async def until(self, predicate, *, timeout: float = 60) -> list[dict]:
+        """Events received until one's chunk matches `predicate` (returns all received so far)."""
+        for event in self.events:
+            if predicate(event["chunk"]):
+                return self.events
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.layer.receive(self.channel)
+                self.events.extend(message["events"])
+                if any(predicate(event["chunk"]) for event in message["events"]):
+                    return self.events
+
+    async def until_finish(self, *, timeout: float = 60) -> list[dict]:
+        return await self.until(lambda chunk: chunk["type"] == "finish", timeout=timeout)

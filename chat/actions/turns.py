@@ -80,11 +80,10 @@ def do_start_turn(*, session: ChatSession, text: str, client_message_id: uuid.UU
 
 def do_record_tool_input(*, turn_id: uuid.UUID, message_id: uuid.UUID, tool_use_id: str, name: str,
                          tool_input: Any, part_index: int, seq: int) -> bool:
-    """Insert the call (one INSERT). False when the call is already recorded."""
+    """Insert the call (one INSERT, no transaction around it). False when the call is already recorded."""
     try:
-        with transaction.atomic():
-            ToolCall.objects.create(turn_id=turn_id, message_id=message_id, tool_use_id=tool_use_id, name=name,
-                                    input=tool_input, part_index=part_index, input_seq=seq)
+        ToolCall.objects.create(turn_id=turn_id, message_id=message_id, tool_use_id=tool_use_id, name=name,
+                                input=tool_input, part_index=part_index, input_seq=seq)
     except IntegrityError:
         return False
     return True

@@ -37,6 +37,7 @@ class ToolCallState:
     part_index: int
     input_available: bool = False
     ended: bool = False
+    full_output: Any = None  # kept whole for the database when the event carries a truncated copy
 
 
 @dataclass
@@ -61,6 +62,8 @@ class TurnAdapter:
     outcome: TurnOutcome | None = None
     sdk_session_id: str = ""
     api_error_text: str = ""
+    max_event_output_chars: int = 64 * 1024
+    interrupting: bool = False  # set on stop: calls the CLI cuts short then end as "interrupted"
 
     def feed(self, message: Any) -> list[Chunk]:
         if isinstance(message, StreamEvent):
@@ -91,6 +94,8 @@ class TurnAdapter:
             return self._block_delta(event.get("index", 0), event.get("delta") or {})
         if kind == "content_block_stop":
             return self._block_stop(event.get("index", 0))
+        if kind == "message_delta" and (event.get("delta") or {}).get("stop_reason"):
+            self.attempt_part_ids = []  # the answer arrived whole: nothing of it is ever discarded
         return []
 
     def _new_part_index(self) -> int:
@@ -149,7 +154,14 @@ class TurnAdapter:
         self.sdk_session_id = message.session_id or self.sdk_session_id
         out: list[Chunk] = []
         if message.error is not None:
+            # The CLI gave up on the model: this message is its error report, and what the cut attempt
+            # streamed before it is not part of the answer.
             self.api_error_text = " ".join(getattr(b, "text", "") for b in message.content).strip() or str(message.error)
+            discard = list(self.attempt_part_ids)
+            out.extend(self._discard_cut_attempt())
+            if discard:
+                out.append(chunks.discard(discard))
+            return out
         for block in message.content:
             if not isinstance(block, ToolUseBlock):
                 continue
@@ -174,9 +186,12 @@ class TurnAdapter:
                 continue  # unknown, late or repeated: never shown twice
             state.ended = True
             if block.is_error:
-                out.append(chunks.tool_output_error(block.tool_use_id, tool_result_text(block.content)))
+                error_text = chunks.INTERRUPTED if self.interrupting else tool_result_text(block.content)
+                out.append(chunks.tool_output_error(block.tool_use_id, error_text))
             else:
-                out.append(chunks.tool_output_available(block.tool_use_id, tool_result_value(block.content)))
+                state.full_output = tool_result_value(block.content)
+                out.append(chunks.tool_output_available(
+                    block.tool_use_id, truncated_for_event(state.full_output, self.max_event_output_chars)))
         return out
 
     def _system_message(self, message: SystemMessage) -> list[Chunk]:
@@ -186,9 +201,18 @@ class TurnAdapter:
             return []
         if message.subtype != "api_retry":
             return []
-        out: list[Chunk] = []
         discard = list(self.attempt_part_ids)
-        for part_id in discard:
+        out = self._discard_cut_attempt()
+        out.append(chunks.retry(
+            attempt=int(data.get("attempt") or 0), max_retries=int(data.get("max_retries") or 0),
+            delay_ms=int(data.get("retry_delay_ms") or 0), status=data.get("error_status"), discard=discard,
+        ))
+        return out
+
+    def _discard_cut_attempt(self) -> list[Chunk]:
+        """Forget the parts the current, cut, model attempt streamed; returns the chunks that close them."""
+        out: list[Chunk] = []
+        for part_id in self.attempt_part_ids:
             self.text_parts.pop(part_id, None)
             state = self.tool_calls.get(part_id)
             if state is not None and not state.ended and state.input_available:
@@ -202,10 +226,6 @@ class TurnAdapter:
                 out.extend(self._block_stop(index))
         self.open_blocks.clear()
         self.attempt_part_ids = []
-        out.append(chunks.retry(
-            attempt=int(data.get("attempt") or 0), max_retries=int(data.get("max_retries") or 0),
-            delay_ms=int(data.get("retry_delay_ms") or 0), status=data.get("error_status"), discard=discard,
-        ))
         return out
 
     def _result_message(self, message: ResultMessage) -> None:
@@ -241,6 +261,15 @@ class TurnAdapter:
 
     def saved_parts(self) -> list[dict[str, Any]]:
         return sorted(self.text_parts.values(), key=lambda part: part["index"])
+
+
+def truncated_for_event(output: Any, limit: int) -> Any:
+    """The output itself when it is small; else its first `limit` characters and a clear note."""
+    text = output if isinstance(output, str) else json.dumps(output, default=str)
+    if len(text) <= limit:
+        return output
+    return {"truncated": True, "total_chars": len(text), "preview": text[:limit],
+            "note": f"The output has {len(text):,} characters; the first {limit:,} are shown. It is saved whole."}
 
 
 def tool_result_text(content: Any) -> str:

@@ -9,6 +9,7 @@ from claude_agent_sdk import ClaudeAgentOptions
 
 from agents.copilot_tools import COPILOT_TOOL_NAMES, SERVER_NAME, build_copilot_server
 from chat.conf import copilot_setting
+from chat.engine.session_store import DjangoSessionStore
 
 logger = logging.getLogger("chat.engine.cli")
 
@@ -45,6 +46,7 @@ def turn_options(*, session_id: str, sdk_session_id: str = "") -> ClaudeAgentOpt
         setting_sources=[],
         cwd=str(workspace_for(session_id)),
         resume=sdk_session_id or None,
+        session_store=DjangoSessionStore(),  # the conversation continues in whichever process runs the next turn
         env=model_environment(),
         stderr=lambda line: logger.info("session=%s cli: %s", session_id, line),
     )

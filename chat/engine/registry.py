@@ -43,6 +43,9 @@ class RunningTurns:
         if not task.cancelled() and task.exception() is not None:
             logger.error("turn task ended with an error", exc_info=task.exception())
 
+    def session_ids(self) -> set[str]:
+        return set(self._tasks)
+
     def task_for(self, session_id: str) -> asyncio.Task[None] | None:
         return self._tasks.get(str(session_id))
 
@@ -72,14 +75,18 @@ class RunningTurns:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    async def shutdown(self) -> None:
-        """End every running turn as interrupted and wait for each to save its end."""
-        tasks = list(self._tasks.values())
-        for runner in self._runners.values():
+    async def shutdown(self) -> dict[str, int]:
+        """End every running turn as interrupted and wait for each to save its end.
+
+        Returns the seq of each ended turn's `finish`, by session id.
+        """
+        runners, tasks = list(self._runners.values()), list(self._tasks.values())
+        for runner in runners:
             runner.shutting_down = True
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, *self._watchdogs, return_exceptions=True)
+        return {str(runner.spec.session_id): runner.final_seq for runner in runners if runner.final_seq}
 
 
 running_turns = RunningTurns()

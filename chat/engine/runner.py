@@ -43,10 +43,13 @@ class TurnSpec:
 class TurnRunner:
     spec: TurnSpec
     event_log: InMemoryEventLog
-    adapter: TurnAdapter = field(default_factory=TurnAdapter)
+    adapter: TurnAdapter = field(
+        default_factory=lambda: TurnAdapter(max_event_output_chars=copilot_setting("TOOL_OUTPUT_EVENT_CHARS")))
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     shutting_down: bool = False
     finished: bool = False
+    cli_pid: int | None = None
+    final_seq: int | None = None  # the seq of this turn's `finish`, once appended
     _client: ClaudeSDKClient | None = None
 
     @property
@@ -86,6 +89,9 @@ class TurnRunner:
         options = turn_options(session_id=str(self.spec.session_id), sdk_session_id=self.spec.sdk_session_id)
         async with ClaudeSDKClient(options) as client:
             self._client = client
+            process = getattr(getattr(client, "_transport", None), "_process", None)
+            self.cli_pid = getattr(process, "pid", None)
+            logger.info("%s started the CLI (pid %s)", self.log_prefix, self.cli_pid)
             if self.stop_requested.is_set():
                 return
             await client.query(self.spec.prompt)
@@ -97,6 +103,7 @@ class TurnRunner:
     async def request_stop(self) -> None:
         """Ask the SDK to interrupt the turn; the run loop then ends it as stopped."""
         self.stop_requested.set()
+        self.adapter.interrupting = True
         client = self._client
         if client is not None:
             try:
@@ -127,17 +134,23 @@ class TurnRunner:
         sdk_session_id = self.adapter.sdk_session_id
 
         async def save_final_state(seq: int) -> bool:
-            await finish_turn(turn_id=self.spec.turn_id, status=status, error=error, seq=seq,
-                              sdk_session_id=sdk_session_id)
-            return True
+            # False when a reaper ended the turn already: then no second `finish`.
+            return await finish_turn(turn_id=self.spec.turn_id, status=status, error=error, seq=seq,
+                                     sdk_session_id=sdk_session_id)
 
-        await self.event_log.append(str(self.spec.session_id), str(self.spec.turn_id),
-                                    [chunks.turn_status(str(self.spec.turn_id), status), chunks.finish()],
-                                    save_final_state)
+        appended = await self.event_log.append(
+            str(self.spec.session_id), str(self.spec.turn_id),
+            [chunks.turn_status(str(self.spec.turn_id), status), chunks.finish()], save_final_state)
+        if appended:
+            self.final_seq = appended[-1].seq
         logger.info("%s ended %s%s", self.log_prefix, status, f": {error}" if error else "")
 
     async def emit(self, chunk: Chunk) -> None:
         """Append one chunk to the session's log, with the durable write it implies (if any)."""
+        if chunk["type"] == "finish-step":
+            calls = self.adapter.tool_calls.values()
+            logger.info("%s step ended: %d tool calls resolved, %d unresolved", self.log_prefix,
+                        sum(call.ended for call in calls), sum(not call.ended for call in calls))
         await self.event_log.append(str(self.spec.session_id), str(self.spec.turn_id), [chunk],
                                     self._durable_write(chunk))
 
@@ -164,8 +177,10 @@ class TurnRunner:
     async def _record_output(self, chunk: Chunk, seq: int) -> bool:
         tool_call_id = chunk["toolCallId"]
         if chunk["type"] == "tool-output-available":
+            state = self.adapter.tool_calls[tool_call_id]
+            output = state.full_output if state.full_output is not None else chunk["output"]
             recorded = await record_tool_output(turn_id=self.spec.turn_id, tool_use_id=tool_call_id, seq=seq,
-                                                output=chunk["output"])
+                                                output=output)
         else:
             status = ToolCallStatus.INTERRUPTED if chunk["errorText"] == INTERRUPTED else ToolCallStatus.FAILED
             recorded = await record_tool_output(turn_id=self.spec.turn_id, tool_use_id=tool_call_id, seq=seq,

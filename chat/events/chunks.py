@@ -88,4 +88,9 @@ def retry(*, attempt: int, max_retries: int, delay_ms: int, status: int | None, 
                           "status": status, "discard": discard})
 
 
+def discard(part_ids: list[str]) -> Chunk:
+    """The model's last attempt was cut and not retried: clients remove these parts."""
+    return data("discard", {"discard": part_ids})
+
+
 INTERRUPTED = "interrupted: the turn ended before this tool call finished"

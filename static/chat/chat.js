@@ -144,8 +144,9 @@ function apply(event) {
       break;
     }
     case "data-retry":
+    case "data-discard":
       if (current) current.parts = current.parts.filter((p) => !chunk.data.discard.includes(p.id ?? p.toolCallId));
-      composerStatus.textContent = `The model failed; retrying (${chunk.data.attempt}/${chunk.data.max_retries})…`;
+      if (chunk.type === "data-retry") composerStatus.textContent = `The model failed; retrying (${chunk.data.attempt}/${chunk.data.max_retries})…`;
       break;
     case "error":
       if (current) current.parts.push({ type: "error", text: chunk.errorText });

@@ -76,3 +76,46 @@ async def test_a_browser_origin_from_elsewhere_is_refused(daphne_server, owner):
                                       origin="https://evil.example"):
             pass
     assert refused.value.response.status_code == 403
+
+
+async def test_closing_the_socket_does_not_stop_the_turn(daphne_server, owner):
+    user, session, token = owner
+    async with websockets.connect(f"{daphne_server.ws_url}/ws/sessions/{session.id}/",
+                                  additional_headers={"Authorization": f"Token {token}"}) as socket:
+        await socket.send(json.dumps({"type": "resume", "after_seq": 0}))
+        await socket.send(json.dumps(send_frame(script({"tools": [wait_tool(1)]}, {"text": "finished alone"}))))
+        frames = await receive_until(socket, lambda f: f.get("type") == "event"
+                                     and f["chunk"]["type"] == "tool-input-available")
+    turn_id = frames[0]["turn_id"]
+    # Nobody is watching now; a new socket later resumes and sees the end.
+    async with websockets.connect(f"{daphne_server.ws_url}/ws/sessions/{session.id}/",
+                                  additional_headers={"Authorization": f"Token {token}"}) as socket:
+        await socket.send(json.dumps({"type": "resume", "after_seq": frames[-1]["seq"]}))
+        rest = await receive_until(socket, is_finish)
+    assert_turn_well_formed([f for f in frames if f["type"] == "event"] + rest)
+    assert streamed_text(rest) == "finished alone"
+    status, completed_calls = await turn_rows(turn_id)
+    assert status == TurnStatus.COMPLETED and completed_calls == 1
+
+
+async def test_sigterm_ends_a_running_turn_as_interrupted(local_model, tmp_path, owner):
+    from tests.conftest import ServerProcess
+
+    user, session, token = owner
+    server = ServerProcess(local_model_url=local_model.url, var_dir=tmp_path)
+    try:
+        async with websockets.connect(f"{server.ws_url}/ws/sessions/{session.id}/",
+                                      additional_headers={"Authorization": f"Token {token}"}) as socket:
+            await socket.send(json.dumps({"type": "resume", "after_seq": 0}))
+            await socket.send(json.dumps(send_frame(script({"tools": [wait_tool(60)]}))))
+            frames = await receive_until(socket, lambda f: f.get("type") == "event"
+                                         and f["chunk"]["type"] == "tool-input-available")
+            server.process.terminate()
+            rest = await receive_until(socket, is_finish, timeout=20)
+    finally:
+        server.stop()
+    events = [f for f in frames if f["type"] == "event"] + rest
+    assert_turn_well_formed(events)
+    assert events[-2]["chunk"]["data"]["status"] == "interrupted"
+    status, _ = await turn_rows(frames[0]["turn_id"])
+    assert status == TurnStatus.INTERRUPTED

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -44,7 +42,6 @@ class Command(BaseCommand):
         from daphne.endpoints import build_endpoint_description_strings
         from daphne.server import Server
 
-        from chat.engine.registry import running_turns
         from copilot_site.asgi import application
 
         shown_host = f"[{host}]" if ":" in host else host
@@ -54,11 +51,4 @@ class Command(BaseCommand):
         server = Server(application=application,
                         endpoints=build_endpoint_description_strings(host=host, port=port),
                         signal_handlers=True, websocket_handshake_timeout=10)
-        from twisted.internet import defer, reactor
-
-        def end_running_turns():
-            # Runs on SIGTERM/SIGINT before the reactor stops: each turn ends as interrupted, saved.
-            return defer.Deferred.fromFuture(asyncio.ensure_future(running_turns.shutdown()))
-
-        reactor.addSystemEventTrigger("before", "shutdown", end_running_turns)
-        server.run()
+        server.run()  # SIGTERM ends running turns first: see chat.engine.lifecycle
