@@ -32,7 +32,9 @@ def local_model():
 @pytest.fixture(autouse=True)
 def copilot_settings(settings, local_model, tmp_path_factory):
     """Point the engine at the local model and give it folders of its own."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+    # Fast logins in tests; PBKDF2 stays available for users a server process must log in (make_user(portable=True)).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher",
+                                 "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
     var = tmp_path_factory.mktemp("copilot-var")
     settings.COPILOT = {
         **settings.COPILOT,
@@ -125,3 +127,34 @@ def daphne_server(django_db_setup, django_db_blocker, local_model, tmp_path_fact
     server = ServerProcess(local_model_url=local_model.url, var_dir=tmp_path_factory.mktemp("daphne"))
     yield server
     server.stop()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (no browser download)."""
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("the browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop on this thread; the ORM calls of the tests stay synchronous.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "1"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1000, "height": 760})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    context.close()

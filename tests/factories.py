@@ -8,14 +8,19 @@ import uuid
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
 
 from chat.models import ChatSession
 
 PASSWORD = "correct horse battery staple"
 
 
-def make_user(username: str | None = None, **extra: Any):
-    return get_user_model().objects.create_user(username or f"user-{uuid.uuid4().hex[:8]}", password=PASSWORD, **extra)
+def make_user(username: str | None = None, *, portable: bool = False, **extra: Any):
+    """A user with PASSWORD; `portable` hashes it as production does, for logins on a server process."""
+    user = get_user_model()(username=username or f"user-{uuid.uuid4().hex[:8]}", **extra)
+    user.password = make_password(PASSWORD, hasher="pbkdf2_sha256" if portable else "default")
+    user.save()
+    return user
 
 
 def make_session(owner, title: str = "Test chat") -> ChatSession:
