@@ -13,8 +13,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from chat.actions.turns import check_client_message_id
 from chat.conf import copilot_setting
-from chat.engine.registry import begin_turn, running_turns
+from chat.engine.registry import begin_turn, stop_turn
 from chat.errors import ApplicationError, NotFound
+from chat.events.cursor import EventCursor, SnapshotNeeded
 from chat.events.log import get_event_log, session_group
 from chat.selectors import access_session, session_snapshot
 
@@ -34,7 +35,7 @@ _open_consumers: weakref.WeakSet[SessionConsumer] = weakref.WeakSet()
 async def wait_for_delivery(seq_by_session: dict[str, int], *, timeout: float) -> None:
     """Wait (bounded) until every resumed socket of these sessions has sent the event with that seq."""
     waits = [consumer.delivered(seq_by_session[consumer.session_id]) for consumer in list(_open_consumers)
-             if consumer.delivered_seq is not None and consumer.session_id in seq_by_session]
+             if consumer.cursor is not None and consumer.session_id in seq_by_session]
     try:
         await asyncio.wait_for(asyncio.gather(*waits), timeout)
     except TimeoutError:
@@ -44,13 +45,13 @@ async def wait_for_delivery(seq_by_session: dict[str, int], *, timeout: float) -
 class SessionConsumer(AsyncWebsocketConsumer):
     session = None
     session_id = ""
-    delivered_seq: int | None = None  # None until the client sends `resume`
+    cursor: EventCursor | None = None  # None until the client sends `resume`
     _progress: asyncio.Condition | None = None
 
     async def delivered(self, seq: int) -> None:
         """Returns once this socket has sent the event `seq` (or later)."""
         async with self._progress:
-            await self._progress.wait_for(lambda: self.delivered_seq is not None and self.delivered_seq >= seq)
+            await self._progress.wait_for(lambda: self.cursor.delivered_seq >= seq)
 
     async def connect(self) -> None:
         await self.accept()
@@ -109,18 +110,11 @@ class SessionConsumer(AsyncWebsocketConsumer):
         last_seq = await event_log.last_seq(self.session_id)
         if after_seq < 0 or after_seq > last_seq:
             raise ApplicationError(f"after_seq must be from 0 to {last_seq}", code="bad_seq")
-        events = await event_log.read_after(self.session_id, after_seq)
-        if events is None:
-            snapshot = await database_sync_to_async(session_snapshot)(self.session)
-            await self.send_json({"type": "snapshot", "session": snapshot})
-            after_seq = snapshot["last_seq"]
-            events = await event_log.read_after(self.session_id, after_seq) or []
-        self.delivered_seq = after_seq
-        for event in events:
-            await self._deliver(event.frame())
+        self.cursor = EventCursor(session_id=self.session_id, event_log=event_log, after_seq=after_seq)
+        await self._send_in_order(self.cursor.catch_up())
 
     async def on_stop(self, frame: dict[str, Any]) -> None:
-        await running_turns.request_stop(self.session_id)
+        await stop_turn(session=self.session)
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await self.send_json({"type": "pong"})
@@ -128,33 +122,22 @@ class SessionConsumer(AsyncWebsocketConsumer):
     # --- events from the session's log ---
 
     async def chat_events(self, message: dict[str, Any]) -> None:
-        if self.delivered_seq is None:
-            return
-        for frame in message["events"]:
-            if frame["seq"] == self.delivered_seq + 1:
-                await self._deliver(frame)
-            elif frame["seq"] > self.delivered_seq + 1:
-                await self._fill_gap(up_to=frame["seq"])
+        if self.cursor is not None:
+            await self._send_in_order(self.cursor.accept(message["events"]))
 
-    async def _fill_gap(self, *, up_to: int) -> None:
-        """Live events were missed (a full channel): read them from the log instead."""
-        events = await get_event_log().read_after(self.session_id, self.delivered_seq)
-        if events is None:
+    async def _send_in_order(self, frames_to_send) -> None:
+        try:
+            frames = await frames_to_send
+        except SnapshotNeeded:
             snapshot = await database_sync_to_async(session_snapshot)(self.session)
             await self.send_json({"type": "snapshot", "session": snapshot})
-            self.delivered_seq = snapshot["last_seq"]
-            events = await get_event_log().read_after(self.session_id, self.delivered_seq) or []
-        for event in events:
-            if event.seq <= up_to:
-                await self._deliver(event.frame())
-
-    async def _deliver(self, frame: dict[str, Any]) -> None:
-        if frame["seq"] <= self.delivered_seq:
-            return
-        self.delivered_seq = frame["seq"]
-        await self.send_json(frame)
-        async with self._progress:
-            self._progress.notify_all()
+            self.cursor.delivered_seq = snapshot["last_seq"]
+            frames = await self.cursor.catch_up()
+        for frame in frames:
+            await self.send_json(frame)
+        if frames:
+            async with self._progress:
+                self._progress.notify_all()
 
 
 def parse_frame(raw: bytes) -> dict[str, Any]:

@@ -42,6 +42,7 @@ def durable_last_seq(session_id: str) -> int:
     seqs = [
         Message.objects.filter(session_id=session_id).aggregate(m=Max("seq"))["m"],
         Turn.objects.filter(session_id=session_id).aggregate(m=Max("seq"))["m"],
+        Turn.objects.filter(session_id=session_id).aggregate(m=Max("start_seq"))["m"],
         ToolCall.objects.filter(turn__session_id=session_id).aggregate(a=Max("input_seq"), b=Max("output_seq")),
     ]
     tool_seqs = seqs.pop()
@@ -106,7 +107,7 @@ def session_snapshot(session: ChatSession) -> dict[str, Any]:
     for call in tool_calls:
         calls_by_message.setdefault(call.message_id, []).append(call)
     active = next((turn for turn in turns if turn.id in running_turn_ids), None)
-    seqs = [m.seq for m in messages] + [t.seq for t in turns]
+    seqs = [m.seq for m in messages] + [t.seq for t in turns] + [t.start_seq or 0 for t in turns]
     seqs += [c.input_seq for c in tool_calls] + [c.output_seq or 0 for c in tool_calls]
     return {
         **session_dict(session),

@@ -32,7 +32,9 @@ def database_from_url(url: str) -> dict:
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
-            "CONN_MAX_AGE": 0,
+            # Reused connections save a connect per write; `./dev test` sets 0 so test databases can be dropped.
+            "CONN_MAX_AGE": int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+            "CONN_HEALTH_CHECKS": True,
         }
     raise ValueError(f"DATABASE_URL: unsupported scheme {parts.scheme!r} (use sqlite:// or postgres://)")
 
@@ -154,7 +156,12 @@ COPILOT = {
     "HEARTBEAT_SECONDS": 15,
     "STALE_TURN_SECONDS": 60,
     "TOOL_OUTPUT_EVENT_CHARS": 64 * 1024,
+    # The http_get block: the hosts it may fetch ("*.example.com" or "*" admit public addresses only), its limits.
+    "HTTP_GET_ALLOWED_HOSTS": [],
+    "HTTP_GET_TIMEOUT_SECONDS": 10,
+    "HTTP_GET_MAX_BYTES": 1_000_000,
     "EVENT_LOG_MAX_EVENTS": 10_000,
+    "EVENT_LOG_TTL_SECONDS": 24 * 3600,  # refreshed by every append, so a running turn's events stay
     "REDIS_URL": REDIS_URL,
     "WORKSPACES_DIR": VAR_DIR / "workspaces",
     "CLI_HOME_DIR": VAR_DIR / "claude-home",

@@ -139,7 +139,9 @@ def browser():
         if os.environ.get("CI"):
             pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
         pytest.skip("the browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=20_000)  # real turns on a loaded two-core machine
 
     # Playwright's sync API keeps an event loop on this thread; the ORM calls of the tests stay synchronous.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "1"

@@ -41,7 +41,7 @@ def send_frame(text: str, client_message_id: str | None = None) -> dict[str, Any
 
 
 def chunk_types(frames: list[dict[str, Any]]) -> list[str]:
-    return [frame["chunk"]["type"] for frame in frames if frame["type"] == "event"]
+    return [frame["chunk"]["type"] for frame in frames if frame.get("type", "event") == "event"]
 
 
 def assert_turn_well_formed(events: list[dict[str, Any]]) -> None:

@@ -52,4 +52,4 @@ async def run_block(name: str, block_input: Any) -> dict[str, Any]:
     return await get_block(name).run(block_input)
 
 
-from agents.blocks import text, wait  # noqa: E402,F401  (registers the built-in blocks)
+from agents.blocks import calculator, http_get, json_extract, llm, text, wait  # noqa: E402,F401  (registers them)

@@ -102,6 +102,11 @@ def do_save_message_parts(*, message_id: uuid.UUID, parts: list[dict[str, Any]],
     return True
 
 
+def do_record_turn_start(*, turn_id: uuid.UUID, seq: int) -> bool:
+    Turn.objects.filter(pk=turn_id).update(start_seq=seq)
+    return True
+
+
 def do_touch_turn(*, turn_id: uuid.UUID) -> None:
     Turn.objects.filter(pk=turn_id, status=TurnStatus.RUNNING).update(heartbeat_at=timezone.now())
 

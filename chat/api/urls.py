@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from chat.api import views
+from chat.api import stream, views
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -11,5 +11,6 @@ urlpatterns = [
     path("sessions/", views.SessionListView.as_view(), name="api-sessions"),
     path("sessions/<str:session_id>/", views.SessionDetailView.as_view(), name="api-session"),
     path("sessions/<str:session_id>/messages/", views.SessionMessagesView.as_view(), name="api-session-messages"),
+    path("sessions/<str:session_id>/stream/", stream.session_stream, name="api-session-stream"),
     path("sessions/<str:session_id>/stop/", views.SessionStopView.as_view(), name="api-session-stop"),
 ]

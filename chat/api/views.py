@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from chat.actions.sessions import do_create_session
 from chat.actions.turns import check_client_message_id
-from chat.engine.registry import begin_turn, running_turns
+from chat.engine.registry import begin_turn, stop_turn
 from chat.selectors import access_session, session_dict, session_snapshot, sessions_of
 
 
@@ -58,5 +58,5 @@ class SessionMessagesView(APIView):
 class SessionStopView(APIView):
     def post(self, request, session_id):
         session = access_session(user=request.user, session_id=session_id)
-        async_to_sync(running_turns.request_stop)(str(session.id))
+        async_to_sync(stop_turn)(session=session)
         return Response({"stopping": True}, status=status.HTTP_202_ACCEPTED)

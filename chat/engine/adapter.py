@@ -113,8 +113,10 @@ class TurnAdapter:
             self.attempt_part_ids.append(part_id)
             return [chunks.text_start(part_id)]
         if block_type == "thinking":
-            part_id = f"reasoning-{self._new_part_index()}"
+            part_index = self._new_part_index()
+            part_id = f"reasoning-{part_index}"
             self.open_blocks[index] = OpenBlock("reasoning", part_id)
+            self.text_parts[part_id] = {"type": "reasoning", "index": part_index, "text": ""}
             self.attempt_part_ids.append(part_id)
             return [chunks.reasoning_start(part_id)]
         if block_type == "tool_use" and block.get("id"):
@@ -135,6 +137,7 @@ class TurnAdapter:
             self.text_parts[block.part_id]["text"] += delta["text"]
             return [chunks.text_delta(block.part_id, delta["text"])]
         if block.kind == "reasoning" and delta.get("type") == "thinking_delta" and delta.get("thinking"):
+            self.text_parts[block.part_id]["text"] += delta["thinking"]
             return [chunks.reasoning_delta(block.part_id, delta["thinking"])]
         return []
 

@@ -6,10 +6,12 @@ A turn belongs to its session, not to a socket: closing sockets never touches th
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import uuid
 
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 
 from chat.actions.turns import StartedTurn, do_start_turn
 from chat.engine.runner import TurnRunner, TurnSpec
@@ -22,24 +24,52 @@ logger = logging.getLogger(__name__)
 STOP_GRACE_SECONDS = 5
 
 
+def control_group(session_id: str) -> str:
+    """The group a process running the session's turn listens on for `stop` from other processes."""
+    return f"chat.turn-control.{session_id}"
+
+
 class RunningTurns:
     def __init__(self) -> None:
         self._runners: dict[str, TurnRunner] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._watchdogs: set[asyncio.Task[None]] = set()
+        self._listeners: dict[str, asyncio.Task[None]] = {}
 
     def launch(self, runner: TurnRunner) -> asyncio.Task[None]:
         session_id = str(runner.spec.session_id)
-        task = asyncio.get_running_loop().create_task(runner.run(), name=f"turn {runner.spec.turn_id}")
+        loop = asyncio.get_running_loop()
+        # A fresh context: a turn started from a request must not inherit that request's executor,
+        # which asgiref shuts down when the request ends.
+        task = loop.create_task(runner.run(), name=f"turn {runner.spec.turn_id}", context=contextvars.Context())
         self._runners[session_id] = runner
         self._tasks[session_id] = task
+        self._listeners[session_id] = loop.create_task(
+            self._listen_for_stop(session_id), name=f"stop listener {session_id}", context=contextvars.Context())
         task.add_done_callback(lambda done: self._forget(session_id, done))
         return task
+
+    async def _listen_for_stop(self, session_id: str) -> None:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(control_group(session_id), channel)
+        try:
+            while True:
+                message = await layer.receive(channel)
+                if message.get("type") == "turn.stop" and session_id in self._runners:
+                    await self.request_stop(session_id)
+        finally:
+            await asyncio.shield(layer.group_discard(control_group(session_id), channel))
 
     def _forget(self, session_id: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get(session_id) is task:
             del self._tasks[session_id]
             del self._runners[session_id]
+            listener = self._listeners.pop(session_id, None)
+            if listener is not None:
+                listener.cancel()
+                self._watchdogs.add(listener)  # awaited on shutdown like the watchdogs
+                listener.add_done_callback(self._watchdogs.discard)
         if not task.cancelled() and task.exception() is not None:
             logger.error("turn task ended with an error", exc_info=task.exception())
 
@@ -110,3 +140,17 @@ async def begin_turn(*, session: ChatSession, text: str, client_message_id: uuid
         logger.warning("session=%s turn=%s is running in another process", session.id, started.turn.id)
     return started
 
+
+async def stop_turn(*, session: ChatSession) -> None:
+    """Stop the session's running turn, in this process or, through the channel layer, in another.
+
+    Raises NothingRunning when no turn of the session runs anywhere.
+    """
+    session_id = str(session.id)
+    if running_turns.task_for(session_id) is not None:
+        await running_turns.request_stop(session_id)
+        return
+    if not await database_sync_to_async(
+            lambda: session.turns.filter(status=TurnStatus.RUNNING).exists())():
+        raise NothingRunning("no turn is running in this session")
+    await get_channel_layer().group_send(control_group(session_id), {"type": "turn.stop"})

@@ -25,6 +25,7 @@ record_tool_output = database_sync_to_async(turn_actions.do_record_tool_output)
 save_message_parts = database_sync_to_async(turn_actions.do_save_message_parts)
 finish_turn = database_sync_to_async(turn_actions.do_finish_turn)
 touch_turn = database_sync_to_async(turn_actions.do_touch_turn)
+record_turn_start = database_sync_to_async(turn_actions.do_record_turn_start)
 
 
 @dataclass
@@ -157,7 +158,9 @@ class TurnRunner:
     def _durable_write(self, chunk: Chunk) -> DurableWrite | None:
         kind = chunk["type"]
         spec = self.spec
-        if kind in {"text-end", "data-retry"}:
+        if kind == "start":
+            return lambda seq: record_turn_start(turn_id=spec.turn_id, seq=seq)
+        if kind in {"text-end", "reasoning-end", "data-retry", "data-discard"}:
             parts = self.adapter.saved_parts()
             return lambda seq: save_message_parts(message_id=spec.assistant_message_id, parts=parts, seq=seq)
         if kind == "tool-input-available":

@@ -1,6 +1,6 @@
 """The session event log: the one place that assigns `seq`, keeps recent events and publishes them.
 
-`InMemoryEventLog` serves one process (the default). Events are appended under a per-session lock;
+`InMemoryEventLog` serves one process (the default); `RedisEventLog` (redis_log.py) any number. Events are appended under a per-session lock;
 a durable write that goes with an event is made inside that lock, with the event's seq, before the
 event is kept and published — so the database never lags the log a client can read.
 """
@@ -101,20 +101,26 @@ async def publish(session_id: str, events: list[Event]) -> None:
                            {"type": "chat.events", "events": [event.frame() for event in events]})
 
 
-_event_log: InMemoryEventLog | None = None
+_event_log = None
 
 
-def get_event_log() -> InMemoryEventLog:
-    """The process's event log (built on first use)."""
+def get_event_log():
+    """The process's event log: Redis Streams when REDIS_URL is set, else in memory (built on first use)."""
     global _event_log
     if _event_log is None:
         from chat.selectors import durable_last_seq_async
 
-        _event_log = InMemoryEventLog(seed_last_seq=durable_last_seq_async)
+        redis_url = copilot_setting("REDIS_URL")
+        if redis_url:
+            from chat.events.redis_log import RedisEventLog
+
+            _event_log = RedisEventLog(url=redis_url, seed_last_seq=durable_last_seq_async)
+        else:
+            _event_log = InMemoryEventLog(seed_last_seq=durable_last_seq_async)
     return _event_log
 
 
 def reset_event_log() -> None:
-    """Forget every kept event (tests start each case with an empty log)."""
+    """Forget the process's event log (tests start each case with a new one)."""
     global _event_log
     _event_log = None

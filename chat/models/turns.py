@@ -28,7 +28,8 @@ class Turn(models.Model):
     heartbeat_at = models.DateTimeField(auto_now_add=True)
     # hostname:pid of the process that runs the turn.
     process = models.CharField(max_length=100, blank=True, default="")
-    seq = models.PositiveBigIntegerField(default=0)
+    start_seq = models.PositiveBigIntegerField(null=True, blank=True)  # the seq of its `start` event
+    seq = models.PositiveBigIntegerField(default=0)  # the seq of its `finish`, once ended
 
     class Meta:
         ordering = ["-started_at"]

@@ -1,0 +1,117 @@
+"""`GET /api/sessions/<id>/stream/`: a turn's events as Server-Sent Events (PROTOCOL §4).
+
+The body is the Vercel AI SDK's UI message stream: `id: <seq>` and `data: <chunk>` per event, a
+`: keep-alive` comment while idle, and `data: [DONE]` after the turn's `finish`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.http import require_GET
+
+from chat.auth import user_for_token
+from chat.conf import copilot_setting
+from chat.errors import NotFound
+from chat.events import chunks
+from chat.events.cursor import EventCursor, SnapshotNeeded
+from chat.events.log import get_event_log, session_group
+from chat.selectors import access_session, running_turn
+
+
+def error_response(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"code": code, "message": message}, status=status)
+
+
+async def request_user(request: HttpRequest):
+    authorization = request.headers.get("Authorization", "")
+    if authorization.startswith("Token "):
+        return await user_for_token(authorization.removeprefix("Token ").strip())
+    user = await request.auser()
+    return user if user is not None else AnonymousUser()
+
+
+def parse_after(request: HttpRequest) -> int | None:
+    raw = request.headers.get("Last-Event-ID") or request.GET.get("after")
+    if raw is None or raw == "":
+        return None
+    value = int(raw)  # ValueError → 400 below
+    if value < 0:
+        raise ValueError("negative")
+    return value
+
+
+@require_GET
+async def session_stream(request: HttpRequest, session_id: str) -> HttpResponse:
+    user = await request_user(request)
+    if not user.is_authenticated:
+        return error_response(401, "not_authenticated", "Authentication credentials were not provided.")
+    try:
+        session = await database_sync_to_async(access_session)(user=user, session_id=session_id)
+    except NotFound:
+        return error_response(404, "not_found", "no such session")
+    try:
+        after = parse_after(request)
+    except ValueError:
+        return error_response(400, "bad_seq", "Last-Event-ID / after must be a non-negative integer")
+
+    event_log = get_event_log()
+    last_seq = await event_log.last_seq(str(session.id))
+    if after is not None and after > last_seq:
+        return error_response(400, "bad_seq", f"after must be from 0 to {last_seq}")
+    turn = await database_sync_to_async(running_turn)(session.id)
+    if after is None:
+        if turn is None:
+            return HttpResponse(status=204)
+        after = turn.start_seq - 1 if turn.start_seq else last_seq
+    else:
+        pending = await event_log.read_after(str(session.id), after)
+        if turn is None and not any(event.turn_id for event in pending or []):
+            return HttpResponse(status=204)
+
+    response = StreamingHttpResponse(turn_events(str(session.id), after), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    response["x-vercel-ai-ui-message-stream"] = "v1"
+    return response
+
+
+async def turn_events(session_id: str, after_seq: int) -> AsyncIterator[str]:
+    """SSE lines for the turn events after `after_seq`, up to and including the next `finish`."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(session_group(session_id), channel)
+    cursor = EventCursor(session_id=session_id, event_log=get_event_log(), after_seq=after_seq)
+    receiving: asyncio.Task | None = None
+    try:
+        frames = await cursor.catch_up()
+        while True:
+            for frame in frames:
+                if frame["turn_id"] is None:
+                    continue  # background reports reach the websocket and the snapshot, not this stream
+                yield f"id: {frame['seq']}\ndata: {json.dumps(frame['chunk'])}\n\n"
+                if frame["chunk"]["type"] == "finish":
+                    yield "data: [DONE]\n\n"
+                    return
+            # Wait for live events without cancelling the pending receive on each keep-alive.
+            receiving = receiving or asyncio.ensure_future(layer.receive(channel))
+            done, _ = await asyncio.wait({receiving}, timeout=copilot_setting("HEARTBEAT_SECONDS"))
+            if not done:
+                yield ": keep-alive\n\n"
+                frames = []
+                continue
+            message, receiving = receiving.result(), None
+            frames = await cursor.accept(message["events"])
+    except SnapshotNeeded:
+        yield f"data: {json.dumps(chunks.error('these events are no longer kept; reload the session'))}\n\n"
+        yield "data: [DONE]\n\n"
+    finally:
+        if receiving is not None:
+            receiving.cancel()
+        await asyncio.shield(layer.group_discard(session_group(session_id), channel))

@@ -1,0 +1,138 @@
+"""The session event log on Redis Streams, for any number of processes (used when REDIS_URL is set).
+
+Per session: `…:seq` holds the last seq, `…:events` is a stream whose entry ids are `<seq>-0`, and
+`…:lock` serialises writers across processes. An append takes two round trips: one Lua call that takes
+the lock and reads the seq, and one that adds the events, moves the seq and releases the lock. Both keys
+expire after EVENT_LOG_TTL_SECONDS without appends; the stream keeps the newest EVENT_LOG_MAX_EVENTS entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+
+import redis.asyncio as redis
+
+from chat.conf import copilot_setting
+from chat.events.chunks import Chunk
+from chat.events.log import DurableWrite, Event, SeqSeeder, publish
+
+logger = logging.getLogger(__name__)
+
+LOCK_MS = 30_000
+LOCK_WAIT_SECONDS = 30
+
+ACQUIRE = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, redis.call('get', KEYS[2])}
+end
+return {0, false}
+"""
+
+COMMIT = """
+if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
+local maxlen = ARGV[4]
+for i = 5, #ARGV, 2 do
+  redis.call('xadd', KEYS[3], 'MAXLEN', maxlen, ARGV[i], 'e', ARGV[i + 1])
+end
+redis.call('set', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('pexpire', KEYS[3], ARGV[3])
+redis.call('del', KEYS[1])
+return 1
+"""
+
+RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class LockTimeout(RuntimeError):
+    pass
+
+
+class RedisEventLog:
+    def __init__(self, *, url: str, seed_last_seq: SeqSeeder, prefix: str = "copilot") -> None:
+        self._url = url
+        self._seed_last_seq = seed_last_seq
+        self._prefix = prefix
+        self._clients: dict[asyncio.AbstractEventLoop, redis.Redis] = {}
+        self._local_locks: dict[str, asyncio.Lock] = {}
+
+    def _client(self) -> redis.Redis:
+        # A client's connections belong to the event loop that opened them.
+        loop = asyncio.get_running_loop()
+        if loop not in self._clients:
+            self._clients[loop] = redis.Redis.from_url(self._url)
+        return self._clients[loop]
+
+    def _keys(self, session_id: str) -> tuple[str, str, str]:
+        base = f"{self._prefix}:session:{session_id}"
+        return f"{base}:lock", f"{base}:seq", f"{base}:events"
+
+    async def _acquire(self, session_id: str, token: str) -> int | None:
+        """Take the session's lock; returns the stored last seq (None when not stored)."""
+        lock_key, seq_key, _ = self._keys(session_id)
+        delay = 0.002
+        deadline = asyncio.get_running_loop().time() + LOCK_WAIT_SECONDS
+        while True:
+            acquired, stored = await self._client().eval(ACQUIRE, 2, lock_key, seq_key, token, LOCK_MS)
+            if acquired:
+                return int(stored) if stored is not None else None
+            # Another process is appending to this session right now: rare, and brief.
+            if asyncio.get_running_loop().time() > deadline:
+                raise LockTimeout(f"session {session_id}: the event log lock was held for {LOCK_WAIT_SECONDS}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def append(self, session_id: str, turn_id: str | None, batch: list[Chunk],
+                     durable_write: DurableWrite | None = None) -> list[Event]:
+        if not batch:
+            return []
+        lock_key, seq_key, stream_key = self._keys(session_id)
+        token = uuid.uuid4().hex
+        async with self._local_locks.setdefault(session_id, asyncio.Lock()):
+            stored = await self._acquire(session_id, token)
+            try:
+                last = stored if stored is not None else await self._seed_last_seq(session_id)
+                first = last + 1
+                if durable_write is not None and not await durable_write(first + len(batch) - 1):
+                    await self._client().eval(RELEASE, 1, lock_key, token)
+                    return []
+            except BaseException:
+                await asyncio.shield(self._client().eval(RELEASE, 1, lock_key, token))
+                raise
+            events = [Event(first + offset, session_id, turn_id, chunk) for offset, chunk in enumerate(batch)]
+            args: list = [token, events[-1].seq, int(copilot_setting("EVENT_LOG_TTL_SECONDS") * 1000),
+                          copilot_setting("EVENT_LOG_MAX_EVENTS")]
+            for event in events:
+                args += [f"{event.seq}-0", json.dumps({"turn_id": turn_id, "chunk": event.chunk})]
+            committed = await self._client().eval(COMMIT, 3, lock_key, seq_key, stream_key, *args)
+            if not committed:
+                raise LockTimeout(f"session {session_id}: the event log lock expired during an append")
+        await publish(session_id, events)
+        return events
+
+    async def last_seq(self, session_id: str) -> int:
+        stored = await self._client().get(self._keys(session_id)[1])
+        return int(stored) if stored is not None else await self._seed_last_seq(session_id)
+
+    async def read_after(self, session_id: str, after_seq: int) -> list[Event] | None:
+        last = await self.last_seq(session_id)
+        if after_seq >= last:
+            return []
+        entries = await self._client().xrange(self._keys(session_id)[2], min=f"{after_seq + 1}-0", max="+")
+        events = []
+        for entry_id, fields in entries:
+            body = json.loads(fields[b"e"])
+            events.append(Event(int(entry_id.split(b"-")[0]), session_id, body["turn_id"], body["chunk"]))
+        if not events or events[0].seq != after_seq + 1:
+            return None  # trimmed or expired: the client needs a snapshot
+        return events
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
