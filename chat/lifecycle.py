@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
 
 from chat.consumers import wait_for_delivery
@@ -14,25 +15,36 @@ logger = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 5
 _background: list[asyncio.Task] = []
+_shutdown: list[asyncio.Task] = []
 
 
 def attach_to_daphne() -> None:
-    """Under daphne (Twisted's asyncio reactor): start the reaper, and on SIGTERM end every turn first."""
+    """Under daphne (Twisted's asyncio reactor): start the reaper; on SIGTERM/SIGINT end every turn, then stop.
+
+    Daphne cancels every consumer as soon as the reactor begins to stop, so turns are ended (and their last
+    events delivered) before the reactor is asked to stop, not in a shutdown trigger beside daphne's own.
+    """
     reactor = sys.modules.get("twisted.internet.reactor")
     loop = getattr(reactor, "_asyncioEventloop", None)
     if reactor is None or loop is None:
         return
-    from twisted.internet import defer
+
+    def begin_shutdown() -> None:
+        if _shutdown:  # a second signal: stop now
+            reactor.stop()
+            return
+        logger.info("shutting down: ending %d running turn(s)", len(running_turns.session_ids()))
+        task = loop.create_task(stop_everything(), name="shutdown")
+        task.add_done_callback(lambda _: reactor.stop())
+        _shutdown.append(task)
 
     def start() -> None:
         _background.append(loop.create_task(reap_periodically(running_turns.session_ids), name="reaper"))
-
-    def shutdown():
-        logger.info("shutting down: ending %d running turn(s)", len(running_turns.session_ids()))
-        return defer.Deferred.fromFuture(loop.create_task(stop_everything()))
+        # Twisted installed its own handlers when the reactor started; these replace them.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(begin_shutdown))
 
     reactor.callWhenRunning(start)
-    reactor.addSystemEventTrigger("before", "shutdown", shutdown)
 
 
 async def stop_everything() -> None:

@@ -163,7 +163,8 @@ COPILOT = {
     "EVENT_LOG_MAX_EVENTS": 10_000,
     "EVENT_LOG_TTL_SECONDS": 24 * 3600,  # refreshed by every append, so a running turn's events stay
     "REDIS_URL": REDIS_URL,
-    "WORKSPACES_DIR": VAR_DIR / "workspaces",
+    # Every process of one deployment must see the same path: it names the SDK's stored conversations.
+    "WORKSPACES_DIR": Path(os.environ.get("COPILOT_WORKSPACES_DIR") or VAR_DIR / "workspaces"),
     "CLI_HOME_DIR": VAR_DIR / "claude-home",
     "SYSTEM_PROMPT": (
         "You are copilot, an assistant that helps people build and run small agents made of blocks. "

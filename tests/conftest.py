@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -18,6 +19,7 @@ from chat.events.log import reset_event_log
 from localmodel.server import LocalModelServer
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+SHARED_WORKSPACES = Path(tempfile.gettempdir()) / "copilot-test-workspaces"
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +86,8 @@ class ServerProcess:
         self.port = free_port()
         env = {**os.environ, "DATABASE_URL": database_url(), "ANTHROPIC_BASE_URL": local_model_url,
                "ANTHROPIC_API_KEY": "local-model-placeholder-key", "COPILOT_VAR_DIR": str(var_dir),
+               # Shared by every server a test starts, as in a deployment; each keeps its own CLI home.
+               "COPILOT_WORKSPACES_DIR": str(SHARED_WORKSPACES),
                "DJANGO_SETTINGS_MODULE": "copilot_site.settings", **(extra_env or {})}
         self.log_path = var_dir / f"daphne-{self.port}.log"
         self.log = open(self.log_path, "w")
