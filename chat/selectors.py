@@ -83,6 +83,15 @@ def turn_dict(turn: Turn) -> dict[str, Any]:
             "error": turn.error}
 
 
+def turn_detail_dict(turn: Turn) -> dict[str, Any]:
+    calls = ToolCall.objects.filter(turn=turn).order_by("part_index")
+    return {**turn_dict(turn), "tool_calls": [
+        {"toolCallId": call.tool_use_id, "toolName": call.name, "status": call.status, "input": call.input,
+         "output": call.output, "errorText": call.error_text, "started_at": call.started_at.isoformat(),
+         "finished_at": call.finished_at.isoformat() if call.finished_at else None}
+        for call in calls]}
+
+
 def session_dict(session: ChatSession) -> dict[str, Any]:
     return {"id": str(session.id), "title": session.title, "created_at": session.created_at.isoformat(),
             "updated_at": session.updated_at.isoformat()}

@@ -9,3 +9,5 @@ urlpatterns = [
     path("api/", include("chat.api.urls")),
     path("", include("chat.urls")),
 ]
+
+handler404 = "chat.api.errors.not_found"

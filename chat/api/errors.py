@@ -1,36 +1,59 @@
-"""The one exception handler: every API error is `{code, message}`."""
+"""The one place API errors are shaped: every error is `{code, message}`."""
 
 from __future__ import annotations
 
-from django.http import Http404
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from chat.errors import ApplicationError
 
+CODES = {
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.AuthenticationFailed: "authentication_failed",
+    exceptions.PermissionDenied: "permission_denied",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.ParseError: "parse_error",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.Throttled: "rate_limited",
+    exceptions.ValidationError: "invalid",
+}
+
 
 def exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
         return Response({"code": exc.code, "message": exc.message}, status=exc.http_status)
+    if isinstance(exc, RequestDataTooBig):
+        return Response({"code": "too_large", "message": "the request body is too large"},
+                        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("not found")
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None
-    detail = response.data
-    if isinstance(exc, exceptions.APIException):
-        code = exc.get_codes() if not isinstance(exc.get_codes(), dict | list) else "invalid"
-        message = detail.get("detail") if isinstance(detail, dict) and "detail" in detail else detail
-        response.data = {"code": str(code), "message": message if isinstance(message, str) else _flatten(message)}
-    if response.status_code == status.HTTP_401_UNAUTHORIZED:
-        response.data["code"] = "not_authenticated"
+        return None  # a bug: Django's 500 handling takes over
+    code = next((code for kind, code in CODES.items() if isinstance(exc, kind)), "error")
+    response.data = {"code": code, "message": flatten(exc.detail)}
     return response
 
 
-def _flatten(detail) -> str:
+def flatten(detail) -> str:
     if isinstance(detail, dict):
-        return "; ".join(f"{key}: {_flatten(value)}" for key, value in detail.items())
+        return "; ".join(f"{key}: {flatten(value)}" if key != "non_field_errors" else flatten(value)
+                         for key, value in detail.items())
     if isinstance(detail, list):
-        return " ".join(_flatten(item) for item in detail)
+        return " ".join(flatten(item) for item in detail)
     return str(detail)
+
+
+def not_found(request, exception):
+    """404 for any URL: JSON under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "not_found", "message": "not found"}, status=404)
+    return page_not_found(request, exception)

@@ -13,4 +13,6 @@ urlpatterns = [
     path("sessions/<str:session_id>/messages/", views.SessionMessagesView.as_view(), name="api-session-messages"),
     path("sessions/<str:session_id>/stream/", stream.session_stream, name="api-session-stream"),
     path("sessions/<str:session_id>/stop/", views.SessionStopView.as_view(), name="api-session-stop"),
+    path("sessions/<str:session_id>/turns/", views.SessionTurnsView.as_view(), name="api-session-turns"),
+    path("turns/<str:turn_id>/", views.TurnDetailView.as_view(), name="api-turn"),
 ]

@@ -1,62 +1,140 @@
-"""JSON API views: thin; the work is in actions, selectors and the engine."""
+"""JSON API views (PROTOCOL §4): thin; the work is in actions, selectors and the engine."""
 
 from __future__ import annotations
 
 import uuid
 
 from asgiref.sync import async_to_sync
-from rest_framework import serializers, status
+from django.db import transaction
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
-from rest_framework.views import APIView
+from rest_framework.throttling import ScopedRateThrottle
 
-from chat.actions.sessions import do_create_session
-from chat.actions.turns import check_client_message_id
+from chat.actions.sessions import do_create_session, do_delete_session, do_rename_session
+from chat.api import serializers as s
 from chat.engine.registry import begin_turn, stop_turn
-from chat.selectors import access_session, session_dict, session_snapshot, sessions_of
+from chat.errors import NotFound, TurnRunning
+from chat.models import Turn
+from chat.selectors import access_session, running_turn, session_dict, session_snapshot, sessions_of, \
+    turn_detail_dict, turn_dict
+
+ERRORS = {code: OpenApiResponse(s.ErrorSerializer, description=text) for code, text in {
+    400: "Bad input", 401: "Not authenticated", 403: "Forbidden", 404: "No such session (or another user's)",
+    405: "Method not allowed", 409: "Conflicts with the session's state", 413: "Body too large",
+    415: "Unsupported media type", 429: "Too many requests"}.items()}
 
 
-class SessionCreateSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=200, required=False, default="New chat")
+def errors(*codes: int) -> dict:
+    return {code: ERRORS[code] for code in (401, 403, 404, 405, *codes)}
 
 
-class MessageSerializer(serializers.Serializer):
-    text = serializers.CharField(trim_whitespace=False, allow_blank=True)
-    client_message_id = serializers.UUIDField(required=False)
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
 
 
-class SessionListView(APIView):
+class SessionListView(GenericAPIView):
+    pagination_class = Pagination
+    serializer_class = s.SessionSerializer
+
+    def get_queryset(self):
+        return sessions_of(self.request.user).order_by("-updated_at", "id")
+
+    @extend_schema(summary="Your chat sessions, newest first", responses={200: s.SessionSerializer(many=True),
+                                                                          **errors(400)})
     def get(self, request):
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(sessions_of(request.user).order_by("-updated_at"), request, view=self)
-        return paginator.get_paginated_response([session_dict(session) for session in page])
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([session_dict(session) for session in page])
 
+    @extend_schema(summary="Start a chat session", request=s.SessionCreateSerializer,
+                   responses={201: s.SessionSerializer, **errors(400, 413, 415)})
     def post(self, request):
-        serializer = SessionCreateSerializer(data=request.data)
+        serializer = s.SessionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         session = do_create_session(owner=request.user, title=serializer.validated_data["title"])
         return Response(session_dict(session), status=status.HTTP_201_CREATED)
 
 
-class SessionDetailView(APIView):
+class SessionDetailView(GenericAPIView):
+    serializer_class = s.SessionSnapshotSerializer
+
+    @extend_schema(summary="The session with its messages, active turn and last_seq",
+                   responses={200: s.SessionSnapshotSerializer, **errors()})
     def get(self, request, session_id):
         return Response(session_snapshot(access_session(user=request.user, session_id=session_id)))
 
+    @extend_schema(summary="Rename the session", request=s.SessionRenameSerializer,
+                   responses={200: s.SessionSerializer, **errors(400, 413, 415)})
+    def patch(self, request, session_id):
+        session = access_session(user=request.user, session_id=session_id)
+        serializer = s.SessionRenameSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(session_dict(do_rename_session(session=session, title=serializer.validated_data["title"])))
 
-class SessionMessagesView(APIView):
+    @extend_schema(summary="Delete the session (not while a turn runs)", responses={204: None, **errors(409)})
+    def delete(self, request, session_id):
+        session = access_session(user=request.user, session_id=session_id)
+        with transaction.atomic():
+            if running_turn(session.id) is not None:
+                raise TurnRunning("stop the running turn before deleting the session")
+            do_delete_session(session=session)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SessionMessagesView(GenericAPIView):
+    serializer_class = s.MessageCreateSerializer
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "messages"
+
+    @extend_schema(summary="Send a message: starts a turn", request=s.MessageCreateSerializer,
+                   responses={202: s.TurnAcceptedSerializer, **errors(400, 409, 413, 415, 429)},
+                   description="Idempotent on client_message_id: the same id again answers 202 with the same ids.")
     def post(self, request, session_id):
         session = access_session(user=request.user, session_id=session_id)
-        serializer = MessageSerializer(data=request.data)
+        serializer = s.MessageCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        client_message_id = check_client_message_id(serializer.validated_data.get("client_message_id") or uuid.uuid4())
-        started = async_to_sync(begin_turn)(session=session, text=serializer.validated_data["text"],
-                                            client_message_id=client_message_id)
+        started = async_to_sync(begin_turn)(
+            session=session, text=serializer.validated_data["text"],
+            client_message_id=serializer.validated_data.get("client_message_id") or uuid.uuid4())
         return Response({"turn_id": str(started.turn.id), "message_id": str(started.turn.user_message_id)},
                         status=status.HTTP_202_ACCEPTED)
 
 
-class SessionStopView(APIView):
+class SessionStopView(GenericAPIView):
+    serializer_class = s.StopAcceptedSerializer
+
+    @extend_schema(summary="Stop the running turn", request=None,
+                   responses={202: s.StopAcceptedSerializer, **errors(409)})
     def post(self, request, session_id):
         session = access_session(user=request.user, session_id=session_id)
         async_to_sync(stop_turn)(session=session)
         return Response({"stopping": True}, status=status.HTTP_202_ACCEPTED)
+
+
+class SessionTurnsView(GenericAPIView):
+    pagination_class = Pagination
+    serializer_class = s.TurnSerializer
+
+    @extend_schema(summary="The session's turns, newest first", responses={200: s.TurnSerializer(many=True),
+                                                                           **errors(400)})
+    def get(self, request, session_id):
+        session = access_session(user=request.user, session_id=session_id)
+        page = self.paginate_queryset(Turn.objects.filter(session=session).order_by("-started_at", "id"))
+        return self.get_paginated_response([turn_dict(turn) for turn in page])
+
+
+class TurnDetailView(GenericAPIView):
+    serializer_class = s.TurnDetailSerializer
+
+    @extend_schema(summary="A turn with its tool calls", responses={200: s.TurnDetailSerializer, **errors()})
+    def get(self, request, turn_id):
+        try:
+            turn = Turn.objects.select_related("session").get(pk=uuid.UUID(str(turn_id)),
+                                                              session__owner=request.user)
+        except (ValueError, Turn.DoesNotExist):
+            raise NotFound("no such turn") from None
+        return Response(turn_detail_dict(turn))

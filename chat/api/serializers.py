@@ -1,0 +1,112 @@
+"""Request validation and the documented shapes of API responses."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from chat.models import TurnStatus
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, so a typo is an error rather than silently ignored."""
+
+    def validate(self, attrs):
+        if isinstance(self.initial_data, dict):
+            unknown = sorted(set(self.initial_data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(f"unknown fields: {', '.join(unknown)}")
+        return attrs
+
+
+class TextField(serializers.CharField):
+    """A string, and only a string: 5 or true is refused rather than turned into "5" or "True"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class SessionCreateSerializer(StrictSerializer):
+    title = TextField(max_length=200, required=False, default="New chat")
+
+
+class SessionRenameSerializer(StrictSerializer):
+    title = TextField(max_length=200)
+
+
+class MessageCreateSerializer(StrictSerializer):
+    text = TextField(trim_whitespace=False, allow_blank=True)
+    client_message_id = serializers.UUIDField(required=False)
+
+
+class SessionSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    title = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class TurnSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=TurnStatus.choices)
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+    user_message_id = serializers.UUIDField()
+    assistant_message_id = serializers.UUIDField()
+    error = serializers.CharField(allow_blank=True)
+
+
+class ToolCallSerializer(serializers.Serializer):
+    toolCallId = serializers.CharField()
+    toolName = serializers.CharField()
+    status = serializers.CharField()
+    input = serializers.JSONField()
+    output = serializers.JSONField(allow_null=True)
+    errorText = serializers.CharField(allow_blank=True)
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class TurnDetailSerializer(TurnSerializer):
+    tool_calls = ToolCallSerializer(many=True)
+
+
+class MessagePartSerializer(serializers.Serializer):
+    """A part of an AI SDK UIMessage: `text`, `reasoning` or `dynamic-tool`."""
+
+    type = serializers.CharField()
+    text = serializers.CharField(required=False)
+    toolCallId = serializers.CharField(required=False)
+    toolName = serializers.CharField(required=False)
+    state = serializers.CharField(required=False)
+    input = serializers.JSONField(required=False)
+    output = serializers.JSONField(required=False)
+    errorText = serializers.CharField(required=False)
+
+
+class MessageSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    role = serializers.ChoiceField(choices=["user", "assistant"])
+    parts = MessagePartSerializer(many=True)
+    created_at = serializers.DateTimeField()
+
+
+class SessionSnapshotSerializer(SessionSerializer):
+    messages = MessageSerializer(many=True)
+    active_turn = TurnSerializer(allow_null=True)
+    last_seq = serializers.IntegerField(min_value=0)
+
+
+class TurnAcceptedSerializer(serializers.Serializer):
+    turn_id = serializers.UUIDField()
+    message_id = serializers.UUIDField()
+
+
+class StopAcceptedSerializer(serializers.Serializer):
+    stopping = serializers.BooleanField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
