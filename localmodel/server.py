@@ -47,6 +47,7 @@ class LocalModel:
     def __init__(self) -> None:
         self.fault_counts: Counter[str] = Counter()
         self.requests: list[dict[str, Any]] = []  # Kept for tests that inspect what the CLI sent.
+        self.max_input_tokens: int | None = None  # past this, a request is refused as the real API does
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -75,6 +76,10 @@ class LocalModel:
         if not isinstance(messages, list):
             return api_error(400, "invalid_request_error", "messages: a list is required")
         self.requests.append(body)
+        input_tokens = estimate_tokens(messages)
+        if self.max_input_tokens is not None and input_tokens > self.max_input_tokens:
+            return api_error(400, "invalid_request_error",
+                             f"prompt is too long: {input_tokens} tokens > {self.max_input_tokens} maximum")
         try:
             position = locate(messages)
         except ScriptError as exc:

@@ -268,3 +268,61 @@ async def test_a_failed_model_request_after_a_finished_step_keeps_that_step():
     assert streamed_text(events) == "First step.Second step."
     assert turn.assistant_message.text == "First step.Second step."
     assert calls[0].status == ToolCallStatus.COMPLETED
+
+
+async def test_a_long_silent_tool_keeps_the_heartbeat_fresh_and_loses_nothing(settings, copilot_settings):
+    from chat.engine.reaper import reap_stale_turns
+
+    settings.COPILOT = {**copilot_settings, "STALE_TURN_SECONDS": 4}  # heartbeat every second
+    session = await new_session()
+    async with EventWatcher(session.id) as watcher:
+        started = await begin_turn(session=session, text=script({"tools": [wait_tool(3)]}, {"text": "still here"}),
+                                   client_message_id=uuid.uuid4())
+        await watcher.until(lambda c: c["type"] == "tool-input-available")
+        first_beat = (await rows(started.turn.id))[0].heartbeat_at
+        # Wait for the tool's own output, then look at what the silent seconds did.
+        await watcher.until(lambda c: c["type"] == "tool-output-available")
+        turn, _ = await rows(started.turn.id)
+        assert turn.heartbeat_at > first_beat
+        assert await reap_stale_turns() == []  # a live turn is never reaped
+        events = await watcher.until_finish()
+    assert_turn_well_formed(events)
+    assert streamed_text(events) == "still here"
+
+
+async def test_an_exception_in_the_sdk_stream_fails_the_turn_cleanly(monkeypatch):
+    from claude_agent_sdk import ClaudeSDKClient
+
+    real_receive = ClaudeSDKClient.receive_response
+
+    async def breaking_receive(self):
+        # A fake only in this: the real SDK stream, broken after the first tool call shows.
+        async for message in real_receive(self):
+            yield message
+            if type(message).__name__ == "AssistantMessage" and any(
+                    type(block).__name__ == "ToolUseBlock" for block in message.content):
+                raise RuntimeError("the SDK stream broke")
+
+    monkeypatch.setattr(ClaudeSDKClient, "receive_response", breaking_receive)
+    session = await new_session()
+    events, turn, calls = await run_turn(session, script({"tools": [wait_tool(5)]}))
+    assert_turn_well_formed(events)
+    [error] = [e["chunk"]["errorText"] for e in events if e["chunk"]["type"] == "error"]
+    assert "the SDK stream broke" in error
+    assert turn.status == TurnStatus.FAILED and calls[0].status == ToolCallStatus.INTERRUPTED
+    monkeypatch.undo()
+    _, next_turn, _ = await run_turn(session, script({"text": "fine again"}))
+    assert next_turn.status == TurnStatus.COMPLETED
+
+
+async def test_a_prompt_too_long_for_the_model_fails_with_its_reason(local_model):
+    local_model.model.max_input_tokens = 50
+    try:
+        session = await new_session()
+        events, turn, _ = await run_turn(session, script({"text": "never"}))
+    finally:
+        local_model.model.max_input_tokens = None
+    assert_turn_well_formed(events)
+    [error] = [e["chunk"]["errorText"] for e in events if e["chunk"]["type"] == "error"]
+    assert "too long" in error.lower()
+    assert turn.status == TurnStatus.FAILED
