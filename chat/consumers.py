@@ -17,6 +17,7 @@ from chat.engine.registry import begin_turn, stop_turn
 from chat.errors import ApplicationError, NotFound
 from chat.events.cursor import EventCursor, SnapshotNeeded
 from chat.events.log import get_event_log, session_group
+from chat.limits import check_rate
 from chat.selectors import access_session, session_snapshot
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             if len(raw) > copilot_setting("MAX_FRAME_BYTES"):
                 raise ApplicationError(f"a frame is at most {copilot_setting('MAX_FRAME_BYTES')} bytes",
                                        code="too_large")
+            await check_rate("frames", self.channel_name)
             frame = parse_frame(raw)
             handler = FRAME_HANDLERS.get(frame["type"])
             if handler is None:
@@ -106,6 +108,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         after_seq = frame.get("after_seq")
         if isinstance(after_seq, bool) or not isinstance(after_seq, int):
             raise ApplicationError("after_seq: an integer is required", code="bad_frame")
+        await check_rate("resumes", str(self.scope["user"].pk))  # a reconnect storm is not served replays
         event_log = get_event_log()
         last_seq = await event_log.last_seq(self.session_id)
         if after_seq < 0 or after_seq > last_seq:

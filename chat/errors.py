@@ -30,3 +30,8 @@ class TurnRunning(ApplicationError):
 class NothingRunning(ApplicationError):
     code = "nothing_running"
     http_status = 409
+
+
+class TooManyTurns(ApplicationError):
+    code = "rate_limited"
+    http_status = 429

@@ -168,6 +168,9 @@ COPILOT = {
     "MODEL_RETRIES": int(os.environ.get("COPILOT_MODEL_RETRIES", "2")),
     "MAX_MESSAGE_CHARS": 100_000,
     "MAX_FRAME_BYTES": 1024 * 1024,
+    # (count, seconds) per window: frames per socket, resumes and turns started per user.
+    "RATE_LIMITS": {"frames": (60, 1), "resumes": (20, 10), "turns": (20, 60)},
+    "MAX_RUNNING_TURNS_PER_USER": 3,
     "HEARTBEAT_SECONDS": 15,
     "STALE_TURN_SECONDS": 60,
     "TOOL_OUTPUT_EVENT_CHARS": 64 * 1024,
@@ -178,6 +181,7 @@ COPILOT = {
     "EVENT_LOG_MAX_EVENTS": 10_000,
     "EVENT_LOG_TTL_SECONDS": 24 * 3600,  # refreshed by every append, so a running turn's events stay
     "REDIS_URL": REDIS_URL,
+    "REDIS_PREFIX": os.environ.get("COPILOT_REDIS_PREFIX") or "copilot",  # one per deployment sharing a Redis
     # Every process of one deployment must see the same path: it names the SDK's stored conversations.
     "WORKSPACES_DIR": Path(os.environ.get("COPILOT_WORKSPACES_DIR") or VAR_DIR / "workspaces"),
     "CLI_HOME_DIR": VAR_DIR / "claude-home",

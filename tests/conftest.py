@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,6 +20,8 @@ from chat.events.log import reset_event_log
 from localmodel.server import LocalModelServer
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# Each test run (and xdist worker) counts its rate limits apart in a shared Redis.
+REDIS_PREFIX = f"copilot-test-{uuid.uuid4().hex[:12]}"
 SHARED_WORKSPACES = Path(tempfile.gettempdir()) / "copilot-test-workspaces"
 
 
@@ -44,6 +47,7 @@ def copilot_settings(settings, local_model, tmp_path_factory):
         "ANTHROPIC_API_KEY": "local-model-placeholder-key",
         "CLI_HOME_DIR": var / "claude-home",
         "WORKSPACES_DIR": var / "workspaces",
+        "REDIS_PREFIX": REDIS_PREFIX,
     }
     return settings.COPILOT
 
@@ -87,7 +91,7 @@ class ServerProcess:
         env = {**os.environ, "DATABASE_URL": database_url(), "ANTHROPIC_BASE_URL": local_model_url,
                "ANTHROPIC_API_KEY": "local-model-placeholder-key", "COPILOT_VAR_DIR": str(var_dir),
                # Shared by every server a test starts, as in a deployment; each keeps its own CLI home.
-               "COPILOT_WORKSPACES_DIR": str(SHARED_WORKSPACES),
+               "COPILOT_WORKSPACES_DIR": str(SHARED_WORKSPACES), "COPILOT_REDIS_PREFIX": REDIS_PREFIX,
                "DJANGO_SETTINGS_MODULE": "copilot_site.settings", **(extra_env or {})}
         self.log_path = var_dir / f"daphne-{self.port}.log"
         self.log = open(self.log_path, "w")

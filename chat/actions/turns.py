@@ -13,7 +13,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from chat.conf import copilot_setting
-from chat.errors import BadMessage, TurnRunning
+from chat.errors import BadMessage, TooManyTurns, TurnRunning
 from chat.models import ChatSession, Message, MessageRole, ToolCall, ToolCallStatus, Turn, TurnStatus
 
 PROCESS_NAME = f"{socket.gethostname()}:{os.getpid()}"
@@ -62,6 +62,9 @@ def do_start_turn(*, session: ChatSession, text: str, client_message_id: uuid.UU
             ChatSession.objects.select_for_update().filter(pk=session.pk).first()
             if Turn.objects.filter(session=session, status=TurnStatus.RUNNING).exists():
                 raise TurnRunning("a turn is already running in this session")
+            cap = copilot_setting("MAX_RUNNING_TURNS_PER_USER")
+            if Turn.objects.filter(session__owner_id=session.owner_id, status=TurnStatus.RUNNING).count() >= cap:
+                raise TooManyTurns(f"at most {cap} turns may run at once for one user; wait for one to end")
             last = Message.objects.filter(session=session).aggregate(last=Max("position"))["last"] or 0
             user_message = Message.objects.create(
                 session=session, position=last + 1, role=MessageRole.USER,

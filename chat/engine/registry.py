@@ -17,6 +17,7 @@ from chat.actions.turns import StartedTurn, do_start_turn
 from chat.engine.runner import TurnRunner, TurnSpec
 from chat.errors import NothingRunning
 from chat.events.log import get_event_log
+from chat.limits import check_rate
 from chat.models import ChatSession, TurnStatus
 
 logger = logging.getLogger(__name__)
@@ -133,6 +134,7 @@ def _start_turn_in_db(session: ChatSession, text: str, client_message_id: uuid.U
 
 async def begin_turn(*, session: ChatSession, text: str, client_message_id: uuid.UUID) -> StartedTurn:
     """Save the user's message and start its turn in this process (or return the earlier one)."""
+    await check_rate("turns", str(session.owner_id))
     started, spec = await _start_turn_in_db(session, text, client_message_id)
     if started.created:
         running_turns.launch(TurnRunner(spec=spec, event_log=get_event_log()))

@@ -114,7 +114,8 @@ def get_event_log():
         if redis_url:
             from chat.events.redis_log import RedisEventLog
 
-            _event_log = RedisEventLog(url=redis_url, seed_last_seq=durable_last_seq_async)
+            _event_log = RedisEventLog(url=redis_url, seed_last_seq=durable_last_seq_async,
+                                       prefix=copilot_setting("REDIS_PREFIX"))
         else:
             _event_log = InMemoryEventLog(seed_last_seq=durable_last_seq_async)
     return _event_log

@@ -50,5 +50,7 @@ class Command(BaseCommand):
         self.stdout.flush()
         server = Server(application=application,
                         endpoints=build_endpoint_description_strings(host=host, port=port),
-                        signal_handlers=True, websocket_handshake_timeout=10)
+                        signal_handlers=True, websocket_handshake_timeout=10,
+                        # Websocket pings keep idle sockets open through proxies (nginx drops them after 60 s).
+                        ping_interval=settings.COPILOT["HEARTBEAT_SECONDS"], ping_timeout=30)
         server.run()  # SIGTERM ends running turns first: see chat.engine.lifecycle
