@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Max, QuerySet
 
+from agents.selectors import last_report_seq, session_reports
 from chat.errors import NotFound
 from chat.events.chunks import INTERRUPTED
 from chat.models import ChatSession, Message, ToolCall, ToolCallStatus, Turn, TurnStatus
@@ -46,7 +47,7 @@ def durable_last_seq(session_id: str) -> int:
         ToolCall.objects.filter(turn__session_id=session_id).aggregate(a=Max("input_seq"), b=Max("output_seq")),
     ]
     tool_seqs = seqs.pop()
-    return max([s or 0 for s in seqs] + [tool_seqs["a"] or 0, tool_seqs["b"] or 0])
+    return max([s or 0 for s in seqs] + [tool_seqs["a"] or 0, tool_seqs["b"] or 0, last_report_seq(session_id)])
 
 
 durable_last_seq_async = database_sync_to_async(durable_last_seq)
@@ -54,26 +55,31 @@ durable_last_seq_async = database_sync_to_async(durable_last_seq)
 
 def tool_part(tool_call: ToolCall, *, turn_running: bool) -> dict[str, Any]:
     part: dict[str, Any] = {"type": "dynamic-tool", "toolName": tool_call.name, "toolCallId": tool_call.tool_use_id,
-                            "input": tool_call.input}
+                            "input": tool_call.input, "startedAt": tool_call.started_at.isoformat()}
     if tool_call.status == ToolCallStatus.COMPLETED:
         part.update(state="output-available", output=tool_call.output)
     elif tool_call.status == ToolCallStatus.RUNNING and turn_running:
         part.update(state="input-available")
+    elif tool_call.status == ToolCallStatus.RUNNING:
+        part.update(state="output-error", errorText=INTERRUPTED)  # its turn is gone: never shown as pending
     else:
         part.update(state="output-error", errorText=tool_call.error_text or INTERRUPTED)
-        if tool_call.status == ToolCallStatus.RUNNING:
-            part["errorText"] = INTERRUPTED  # its turn is gone: never shown as pending
     return part
 
 
-def message_dict(message: Message, tool_calls: list[ToolCall], *, turn_running: bool) -> dict[str, Any]:
+def message_dict(message: Message, tool_calls: list[ToolCall], *, turn: Turn | None = None) -> dict[str, Any]:
+    """An AI SDK UIMessage; an assistant message also says how its turn ended (`turn_status`, `error`)."""
+    turn_running = turn is not None and turn.status == TurnStatus.RUNNING
     indexed: list[tuple[int, dict[str, Any]]] = [
         (part.get("index", 0), {"type": part["type"], "text": part.get("text", "")}) for part in message.parts
     ]
     indexed += [(call.part_index, tool_part(call, turn_running=turn_running)) for call in tool_calls]
     indexed.sort(key=lambda item: item[0])
-    return {"id": str(message.id), "role": message.role, "parts": [part for _, part in indexed],
-            "created_at": message.created_at.isoformat()}
+    result = {"id": str(message.id), "role": message.role, "parts": [part for _, part in indexed],
+              "created_at": message.created_at.isoformat()}
+    if turn is not None:
+        result.update(turn_status=turn.status, error=turn.error)
+    return result
 
 
 def turn_dict(turn: Turn) -> dict[str, Any]:
@@ -110,6 +116,7 @@ def session_snapshot(session: ChatSession) -> dict[str, Any]:
         messages = list(Message.objects.filter(session=session).order_by("position"))
         turns = list(Turn.objects.filter(session=session))
         tool_calls = list(ToolCall.objects.filter(turn__session=session).order_by("part_index"))
+        reports = session_reports(session.id)  # background work reporting back: events outside turns
     running_turn_ids = {turn.id for turn in turns if turn.status == TurnStatus.RUNNING}
     turn_of_message = {turn.assistant_message_id: turn for turn in turns}
     calls_by_message: dict[uuid.UUID, list[ToolCall]] = {}
@@ -118,13 +125,14 @@ def session_snapshot(session: ChatSession) -> dict[str, Any]:
     active = next((turn for turn in turns if turn.id in running_turn_ids), None)
     seqs = [m.seq for m in messages] + [t.seq for t in turns] + [t.start_seq or 0 for t in turns]
     seqs += [c.input_seq for c in tool_calls] + [c.output_seq or 0 for c in tool_calls]
+    seqs += [report["seq"] for report in reports]
     return {
         **session_dict(session),
         "messages": [
-            message_dict(message, calls_by_message.get(message.id, []),
-                         turn_running=getattr(turn_of_message.get(message.id), "id", None) in running_turn_ids)
+            message_dict(message, calls_by_message.get(message.id, []), turn=turn_of_message.get(message.id))
             for message in messages
         ],
         "active_turn": turn_dict(active) if active else None,
+        "reports": reports,
         "last_seq": max(seqs, default=0),
     }

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from chat.actions.sessions import do_create_session
-from chat.errors import NotFound
-from chat.models import TurnStatus
-from chat.selectors import access_session, session_snapshot, sessions_of
+from chat.actions.sessions import do_create_session, do_delete_session, do_rename_session
+from chat.errors import ApplicationError, NotFound
+from chat.models import ChatSession, TurnStatus
+from chat.selectors import access_session, running_turn, session_snapshot, sessions_of
+
+
+def own_session(request: HttpRequest, session_id) -> ChatSession:
+    try:
+        return access_session(user=request.user, session_id=session_id)
+    except NotFound:
+        raise Http404("no such session") from None
 
 
 @login_required
@@ -30,9 +38,29 @@ def session_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def session_page(request: HttpRequest, session_id: str) -> HttpResponse:
-    try:
-        session = access_session(user=request.user, session_id=session_id)
-    except NotFound:
-        raise Http404("no such session") from None
+def session_page(request: HttpRequest, session_id) -> HttpResponse:
+    session = own_session(request, session_id)
     return render(request, "chat/session.html", {"session": session, "snapshot": session_snapshot(session)})
+
+
+@login_required
+@require_POST
+def session_rename(request: HttpRequest, session_id) -> HttpResponse:
+    session = own_session(request, session_id)
+    try:
+        do_rename_session(session=session, title=request.POST.get("title", ""))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("chat:sessions")
+
+
+@login_required
+@require_POST
+def session_delete(request: HttpRequest, session_id) -> HttpResponse:
+    session = own_session(request, session_id)
+    if running_turn(session.id) is not None:
+        messages.error(request, f"“{session.title}” has a running turn: stop it before deleting the chat.")
+    else:
+        do_delete_session(session=session)
+        messages.success(request, f"Deleted “{session.title}”.")
+    return redirect("chat:sessions")

@@ -83,6 +83,7 @@ class MessagePartSerializer(serializers.Serializer):
     input = serializers.JSONField(required=False)
     output = serializers.JSONField(required=False)
     errorText = serializers.CharField(required=False)
+    startedAt = serializers.DateTimeField(required=False)
 
 
 class MessageSerializer(serializers.Serializer):
@@ -90,6 +91,10 @@ class MessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=["user", "assistant"])
     parts = MessagePartSerializer(many=True)
     created_at = serializers.DateTimeField()
+    turn_status = serializers.ChoiceField(choices=TurnStatus.choices, required=False,
+                                          help_text="Assistant messages: how their turn ended (or that it runs).")
+    error = serializers.CharField(required=False, allow_blank=True,
+                                  help_text="Assistant messages: what went wrong, when their turn failed.")
 
 
 class SessionSnapshotSerializer(SessionSerializer):
