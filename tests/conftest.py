@@ -140,9 +140,13 @@ def daphne_server(django_db_setup, django_db_blocker, local_model, tmp_path_fact
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's Chromium driven by Playwright (no browser download)."""
+    """Debian's Chromium driven by Playwright (no browser download).
+
+    Per module: Playwright's sync API keeps an event loop running on this thread while it is open, which
+    async tests scheduled later on the same worker cannot share.
+    """
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
             pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
@@ -159,6 +163,7 @@ def browser():
             "--disable-sync", "--no-first-run"])
         yield browser
         browser.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 @pytest.fixture
