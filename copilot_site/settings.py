@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_tasks_db",
     "chat",
     "agents",
     "localmodel",
@@ -94,8 +95,8 @@ TEMPLATES = [
 
 DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    # A file, so a daphne process started by the tests shares the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+    # A file, so a daphne process started by the tests shares the test database; one per test run.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL") or None
@@ -149,6 +150,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Chat sessions, messages, turns and their events. Errors are {code, message}.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Several models have a `status`: each choice set gets its own component name.
+    "ENUM_NAME_OVERRIDES": {"TurnStatusEnum": "chat.models.TurnStatus", "AgentStatusEnum": "agents.models.AgentStatus",
+                            "RunStatusEnum": "agents.models.RunStatus", "NodeStatusEnum": "agents.models.NodeStatus"},
     # The docs page works offline: Swagger UI is served from this server, not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -173,11 +177,26 @@ COPILOT = {
     "MAX_RUNNING_TURNS_PER_USER": 3,
     "HEARTBEAT_SECONDS": 15,
     "STALE_TURN_SECONDS": 60,
+    "STUCK_TOOL_CALL_SECONDS": 600,  # the admin calls a tool call running longer than this "stuck"
     "TOOL_OUTPUT_EVENT_CHARS": 64 * 1024,
+    # The tool policy (chat/engine/policy.py): tools granted beyond the copilot's own and the workspace file tools
+    # (e.g. ["Bash"], only for a trusted local install), and what one turn may use.
+    "EXTRA_ALLOWED_TOOLS": [],
+    "MAX_TOOL_CALLS_PER_TURN": 50,
+    "MAX_SUBAGENT_TASKS_PER_TURN": 3,
+    "MAX_TURN_SECONDS": 600,
     # The http_get block: the hosts it may fetch ("*.example.com" or "*" admit public addresses only), its limits.
     "HTTP_GET_ALLOWED_HOSTS": [],
     "HTTP_GET_TIMEOUT_SECONDS": 10,
     "HTTP_GET_MAX_BYTES": 1_000_000,
+    # Agent runs and builds (agents/): a run whose heartbeat is older than STALE_RUN_SECONDS lost its worker
+    # and is marked failed; the worker polls its queue every WORKER_POLL_SECONDS when idle; `serve` starts
+    # AGENT_WORKERS worker processes; without Redis the web process hands reports on every REPORT_RELAY_SECONDS.
+    "STALE_RUN_SECONDS": float(os.environ.get("COPILOT_STALE_RUN_SECONDS", "30")),
+    "RUN_HEARTBEAT_SECONDS": float(os.environ.get("COPILOT_RUN_HEARTBEAT_SECONDS", "2")),
+    "WORKER_POLL_SECONDS": float(os.environ.get("COPILOT_WORKER_POLL_SECONDS", "0.2")),
+    "AGENT_WORKERS": int(os.environ.get("COPILOT_AGENT_WORKERS", "2")),
+    "REPORT_RELAY_SECONDS": 0.5,
     "EVENT_LOG_MAX_EVENTS": 10_000,
     "EVENT_LOG_TTL_SECONDS": 24 * 3600,  # refreshed by every append, so a running turn's events stay
     "REDIS_URL": REDIS_URL,
@@ -187,9 +206,13 @@ COPILOT = {
     "CLI_HOME_DIR": VAR_DIR / "claude-home",
     "SYSTEM_PROMPT": (
         "You are copilot, an assistant that helps people build and run small agents made of blocks. "
-        "Use the copilot tools to list blocks and run them. Answer briefly."
+        "Use the copilot tools to list blocks and run them, and to create, find and run agents (graphs of blocks); "
+        "agent runs go to the background and report back to this chat when they end. Answer briefly."
     ),
 }
+
+# Background work (agent runs and builds) goes through Django's tasks framework to a database-backed worker.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["agents"]}}
 
 LOGGING = {
     "version": 1,

@@ -6,6 +6,7 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("agents.urls")),  # /agents/ pages and /api/agents/, /api/runs/, /api/blocks/
     path("api/", include("chat.api.urls")),
     path("", include("chat.urls")),
 ]

@@ -110,6 +110,11 @@ def do_record_turn_start(*, turn_id: uuid.UUID, seq: int) -> bool:
     return True
 
 
+def do_record_sdk_session(*, session_id: uuid.UUID, sdk_session_id: str) -> None:
+    """Remember the SDK conversation as soon as it exists, so even a turn whose process dies continues it."""
+    ChatSession.objects.filter(pk=session_id).update(sdk_session_id=sdk_session_id)
+
+
 def do_touch_turn(*, turn_id: uuid.UUID) -> None:
     Turn.objects.filter(pk=turn_id, status=TurnStatus.RUNNING).update(heartbeat_at=timezone.now())
 

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import shutil
 from pathlib import Path
 
+import claude_agent_sdk
 from claude_agent_sdk import ClaudeAgentOptions
 
-from agents.copilot_tools import COPILOT_TOOL_NAMES, SERVER_NAME, build_copilot_server
+from agents.copilot_tools import SERVER_NAME, build_copilot_server
 from chat.conf import copilot_setting
+from chat.engine.policy import ToolGate, TurnLimits, TurnState, builtin_tools
 from chat.engine.session_store import DjangoSessionStore
 
 logger = logging.getLogger("chat.engine.cli")
+
+# The SDK runs this script, which runs the real CLI with only the variables below and those of model_environment().
+CLI_WRAPPER = Path(__file__).with_name("cli_with_clean_env.sh")
+CLI_ENV_PASSTHROUGH = (
+    "PATH", "HOME", "PWD", "TMPDIR", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME",
+    # The way to the model: a proxy, a private certificate authority.
+    "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS",
+)
 
 
 def model_environment() -> dict[str, str]:
@@ -28,25 +41,52 @@ def model_environment() -> dict[str, str]:
     return env
 
 
+@functools.cache
+def real_cli_path() -> str:
+    """The CLI the SDK itself would run: the one bundled with it, else `claude` on PATH."""
+    bundled = Path(claude_agent_sdk.__file__).parent / "_bundled" / "claude"
+    if bundled.is_file():
+        return str(bundled)
+    on_path = shutil.which("claude")
+    if on_path is None:
+        raise RuntimeError("Claude Code CLI not found: neither bundled with claude-agent-sdk nor on PATH")
+    return on_path
+
+
+def cli_environment() -> dict[str, str]:
+    """What ClaudeAgentOptions.env holds: the model's environment, and what the wrapper needs to keep only that."""
+    env = model_environment()
+    return {**env, "COPILOT_CLI": real_cli_path(), "COPILOT_CLI_KEEP_ENV": " ".join([*CLI_ENV_PASSTHROUGH, *env])}
+
+
 def workspace_for(session_id: str) -> Path:
     path = Path(copilot_setting("WORKSPACES_DIR")) / str(session_id)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def turn_options(*, session_id: str, sdk_session_id: str = "") -> ClaudeAgentOptions:
+def turn_options(*, session_id: str, sdk_session_id: str = "", turn_id: str = "",
+                 owner_id: int | None = None) -> ClaudeAgentOptions:
     Path(copilot_setting("CLI_HOME_DIR")).mkdir(parents=True, exist_ok=True)
+    workspace = workspace_for(session_id)
+    limits = TurnLimits.from_settings()
+    # chat.engine.policy decides every tool call, from the hook and from can_use_tool; nothing is pre-allowed.
+    gate = ToolGate(session_id=session_id, turn_id=turn_id, workspace=workspace, state=TurnState(limits=limits))
     return ClaudeAgentOptions(
         model=copilot_setting("MODEL"),
         system_prompt=copilot_setting("SYSTEM_PROMPT"),
-        tools=[],  # no built-in tools; the copilot's own are granted below
-        mcp_servers={SERVER_NAME: build_copilot_server()},
-        allowed_tools=list(COPILOT_TOOL_NAMES),
+        tools=builtin_tools(limits),  # the file tools and what a setting grants; no shell, no web
+        mcp_servers={SERVER_NAME: build_copilot_server(session_id=session_id, owner_id=owner_id)},
+        strict_mcp_config=True,  # no other MCP server, whatever a config file in the workspace says
+        hooks=gate.hooks(),
+        can_use_tool=gate.can_use_tool,
         include_partial_messages=True,
         setting_sources=[],
-        cwd=str(workspace_for(session_id)),
+        cwd=str(workspace),
         resume=sdk_session_id or None,
         session_store=DjangoSessionStore(),  # the conversation continues in whichever process runs the next turn
-        env=model_environment(),
+        session_store_flush="eager",  # mirrored as it happens, so a process that dies mid-turn loses none of it
+        cli_path=str(CLI_WRAPPER),
+        env=cli_environment(),
         stderr=lambda line: logger.info("session=%s cli: %s", session_id, line),
     )

@@ -127,8 +127,11 @@ running_turns = RunningTurns()
 def _start_turn_in_db(session: ChatSession, text: str, client_message_id: uuid.UUID) -> tuple[StartedTurn, TurnSpec]:
     started = do_start_turn(session=session, text=text, client_message_id=client_message_id)
     turn = started.turn
+    # Read afresh: the caller's session object may predate the previous turn (a socket holds it for hours).
+    sdk_session_id = ChatSession.objects.filter(pk=session.pk).values_list("sdk_session_id", flat=True).first()
     spec = TurnSpec(turn_id=turn.id, session_id=session.id, assistant_message_id=turn.assistant_message_id,
-                    user_message_id=turn.user_message_id, prompt=text, sdk_session_id=session.sdk_session_id)
+                    user_message_id=turn.user_message_id, prompt=text, sdk_session_id=sdk_session_id or "",
+                    owner_id=session.owner_id)
     return started, spec
 
 

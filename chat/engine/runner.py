@@ -13,6 +13,7 @@ from chat.actions import turns as turn_actions
 from chat.conf import copilot_setting
 from chat.engine.adapter import TurnAdapter
 from chat.engine.options import turn_options
+from chat.engine.policy import TurnLimits, time_limit_reason
 from chat.events import chunks
 from chat.events.chunks import INTERRUPTED, Chunk
 from chat.events.log import DurableWrite, InMemoryEventLog
@@ -20,12 +21,15 @@ from chat.models import ToolCallStatus, TurnStatus
 
 logger = logging.getLogger(__name__)
 
+TIME_LIMIT_STOP_GRACE_SECONDS = 5  # how long a turn stopped by its time limit may take to end before it is cancelled
+
 record_tool_input = database_sync_to_async(turn_actions.do_record_tool_input)
 record_tool_output = database_sync_to_async(turn_actions.do_record_tool_output)
 save_message_parts = database_sync_to_async(turn_actions.do_save_message_parts)
 finish_turn = database_sync_to_async(turn_actions.do_finish_turn)
 touch_turn = database_sync_to_async(turn_actions.do_touch_turn)
 record_turn_start = database_sync_to_async(turn_actions.do_record_turn_start)
+record_sdk_session = database_sync_to_async(turn_actions.do_record_sdk_session)
 
 
 @dataclass
@@ -38,6 +42,7 @@ class TurnSpec:
     user_message_id: uuid.UUID
     prompt: str
     sdk_session_id: str = ""
+    owner_id: int | None = None  # the session's owner: the agent tools act for them
 
 
 @dataclass
@@ -51,6 +56,7 @@ class TurnRunner:
     finished: bool = False
     cli_pid: int | None = None
     final_seq: int | None = None  # the seq of this turn's `finish`, once appended
+    time_limit_error: str = ""  # set when MAX_TURN_SECONDS stopped the turn
     _client: ClaudeSDKClient | None = None
 
     @property
@@ -61,33 +67,41 @@ class TurnRunner:
         """Run the turn to its end. Whatever happens, it ends with its final state saved and one `finish`."""
         status, error = TurnStatus.COMPLETED, ""
         heartbeat = asyncio.create_task(self._keep_heartbeat(), name=f"heartbeat {self.spec.turn_id}")
+        time_limit = asyncio.create_task(self._enforce_time_limit(asyncio.current_task()),
+                                         name=f"time limit {self.spec.turn_id}")
         try:
             await self.emit(chunks.start(str(self.spec.assistant_message_id)))
             await self.emit(chunks.user_message(str(self.spec.user_message_id), self.spec.prompt))
             await self._drive_sdk()
             outcome = self.adapter.outcome
             if self.stop_requested.is_set():
-                status = TurnStatus.STOPPED
+                status, error = self._stop_outcome()
             elif outcome is None:
                 status, error = TurnStatus.FAILED, "the model process ended without a result"
             elif outcome.is_error:
                 status, error = TurnStatus.FAILED, outcome.error_text or "the model failed"
         except asyncio.CancelledError:
-            status = TurnStatus.STOPPED if self.stop_requested.is_set() and not self.shutting_down else TurnStatus.INTERRUPTED
-            error = "" if status == TurnStatus.STOPPED else "the server shut down during this turn"
+            if self.stop_requested.is_set() and not self.shutting_down:
+                status, error = self._stop_outcome()
+            else:
+                status, error = TurnStatus.INTERRUPTED, "the server shut down during this turn"
             await asyncio.shield(self._finish(status, error))
             raise
         except Exception as exc:
             logger.exception("%s failed", self.log_prefix)
-            status = TurnStatus.STOPPED if self.stop_requested.is_set() else TurnStatus.FAILED
-            error = "" if status == TurnStatus.STOPPED else f"{type(exc).__name__}: {exc}"
+            if self.stop_requested.is_set():
+                status, error = self._stop_outcome()
+            else:
+                status, error = TurnStatus.FAILED, f"{type(exc).__name__}: {exc}"
         finally:
             heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
+            time_limit.cancel()
+            await asyncio.gather(heartbeat, time_limit, return_exceptions=True)
         await self._finish(status, error)
 
     async def _drive_sdk(self) -> None:
-        options = turn_options(session_id=str(self.spec.session_id), sdk_session_id=self.spec.sdk_session_id)
+        options = turn_options(session_id=str(self.spec.session_id), sdk_session_id=self.spec.sdk_session_id,
+                               turn_id=str(self.spec.turn_id), owner_id=self.spec.owner_id)
         async with ClaudeSDKClient(options) as client:
             self._client = client
             process = getattr(getattr(client, "_transport", None), "_process", None)
@@ -99,6 +113,9 @@ class TurnRunner:
             async for message in client.receive_response():
                 for chunk in self.adapter.feed(message):
                     await self.emit(chunk)
+                if self.adapter.sdk_session_id and self.adapter.sdk_session_id != self.spec.sdk_session_id:
+                    self.spec.sdk_session_id = self.adapter.sdk_session_id
+                    await record_sdk_session(session_id=self.spec.session_id, sdk_session_id=self.spec.sdk_session_id)
         self._client = None
 
     async def request_stop(self) -> None:
@@ -112,6 +129,29 @@ class TurnRunner:
             except Exception:
                 logger.warning("%s interrupt failed; the turn will be cancelled", self.log_prefix, exc_info=True)
                 raise
+
+    def _stop_outcome(self) -> tuple[str, str]:
+        """How a turn that was asked to stop ends: stopped, or failed when its time limit stopped it."""
+        if self.time_limit_error:
+            return TurnStatus.FAILED, self.time_limit_error
+        return TurnStatus.STOPPED, ""
+
+    async def _enforce_time_limit(self, run_task: asyncio.Task[None]) -> None:
+        """Stop the turn through the stop path once it has run MAX_TURN_SECONDS; cancel it if it lingers."""
+        limits = TurnLimits.from_settings()
+        await asyncio.sleep(limits.max_turn_seconds)
+        if self.stop_requested.is_set():
+            return  # stopping already, by someone else's request
+        self.time_limit_error = time_limit_reason(limits)
+        logger.warning("%s %s", self.log_prefix, self.time_limit_error)
+        try:
+            await self.request_stop()
+        except Exception:
+            run_task.cancel()
+            return
+        await asyncio.sleep(TIME_LIMIT_STOP_GRACE_SECONDS)
+        logger.warning("%s did not stop in %ss; cancelling it", self.log_prefix, TIME_LIMIT_STOP_GRACE_SECONDS)
+        run_task.cancel()
 
     async def _keep_heartbeat(self) -> None:
         interval = max(1.0, copilot_setting("STALE_TURN_SECONDS") / 4)

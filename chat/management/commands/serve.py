@@ -1,6 +1,9 @@
-"""`manage.py serve`: everything a user needs — migrations, a demo user, the local model, the web server."""
+"""`manage.py serve`: everything a user needs — migrations, a demo user, the local model, the web server and
+the background workers of agents."""
 
 from __future__ import annotations
+
+import os
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -31,7 +34,27 @@ class Command(BaseCommand):
             self.stdout.write(f"Local model at {settings.COPILOT['ANTHROPIC_BASE_URL']}")
         else:
             self.stdout.write(f"Model endpoint: {settings.COPILOT['ANTHROPIC_BASE_URL'] or 'Claude (api.anthropic.com)'}")
-        self._serve(host, port)
+        workers = self._start_workers()
+        try:
+            self._serve(host, port)
+        finally:
+            if workers is not None:
+                workers.stop()
+
+    def _start_workers(self):
+        """The agents workers, child processes on the same database and model; None when AGENT_WORKERS is 0."""
+        from agents.supervisor import WorkerSupervisor
+
+        count = settings.COPILOT["AGENT_WORKERS"]
+        if count <= 0:
+            return None
+        env = dict(os.environ)
+        if settings.COPILOT["ANTHROPIC_BASE_URL"]:
+            env["ANTHROPIC_BASE_URL"] = settings.COPILOT["ANTHROPIC_BASE_URL"]  # the local model started above
+        workers = WorkerSupervisor(count=count, env=env)
+        workers.start()
+        self.stdout.write(f"{count} agents worker(s) started")
+        return workers
 
     def _ensure_demo_user(self) -> None:
         User = get_user_model()
@@ -42,7 +65,10 @@ class Command(BaseCommand):
         from daphne.endpoints import build_endpoint_description_strings
         from daphne.server import Server
 
+        from agents.supervisor import attach_report_relay_to_daphne
         from copilot_site.asgi import application
+
+        attach_report_relay_to_daphne()
 
         shown_host = f"[{host}]" if ":" in host else host
         self.stdout.write(f"copilot is ready at http://{shown_host}:{port}/accounts/login/")

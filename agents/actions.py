@@ -1,0 +1,284 @@
+"""Writes of agents and their runs (`do_*`), and checks of raw input (`check_*`).
+
+A run or build ends in one transaction with the report its chat session will hear (agents.reports), and each
+ending is a conditional UPDATE, so whoever ends it first — the worker, a cancel, the reaper — ends it alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from agents import tasks
+from agents.errors import AgentExists, AgentNotReady, BadAgent, RunFinished
+from agents.graphs import check_graph, check_run_inputs, saved_form, sink_ids
+from agents.models import (
+    Agent,
+    AgentReport,
+    AgentRun,
+    AgentRunNode,
+    AgentStatus,
+    AgentVersion,
+    NodeStatus,
+    RunStatus,
+)
+from agents.reports import save_build_report, save_run_report
+from agents.selectors import latest_version
+
+MAX_NAME_CHARS = 200
+MAX_DESCRIPTION_CHARS = 10_000
+UNFINISHED_NODES = [NodeStatus.PENDING, NodeStatus.RUNNING]
+
+
+def check_agent_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise BadAgent("name: a non-empty string is required")
+    if len(name.strip()) > MAX_NAME_CHARS:
+        raise BadAgent(f"name: at most {MAX_NAME_CHARS} characters")
+    return name.strip()
+
+
+def check_description(description: object) -> str:
+    if description is None:
+        return ""
+    if not isinstance(description, str):
+        raise BadAgent("description: must be a string")
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise BadAgent(f"description: at most {MAX_DESCRIPTION_CHARS:,} characters")
+    return description.strip()
+
+
+def checked_for_saving(graph: Any) -> dict[str, Any] | None:
+    """The graph as it is saved, once it checks (GraphError otherwise); None for no graph."""
+    if graph is None:
+        return None
+    check_graph(graph)
+    return saved_form(graph)
+
+
+def do_create_agent(*, owner_id: Any, name: object, description: object = "", graph: Any = None,
+                    session_id: Any = None) -> Agent:
+    """Save a new agent: `ready` with version 1 when a graph is given, else `building` with its build queued.
+
+    Raises BadAgent, GraphError (nothing saved) or AgentExists (the owner has an agent of that name).
+    """
+    name, description = check_agent_name(name), check_description(description)
+    saved = checked_for_saving(graph)
+    if saved is None and not description:
+        raise BadAgent("description: say what the agent should do, or give a graph")
+    try:
+        with transaction.atomic():
+            agent = Agent.objects.create(owner_id=owner_id, name=name, description=description,
+                                         status=AgentStatus.READY if saved else AgentStatus.BUILDING,
+                                         build_session_id=None if saved else session_id)
+            if saved:
+                AgentVersion.objects.create(agent=agent, number=1, graph=saved)
+            else:
+                tasks.build_agent.enqueue(str(agent.id))
+    except IntegrityError:
+        existing = Agent.objects.filter(owner_id=owner_id, name=name).values_list("id", flat=True).first()
+        raise AgentExists(f"you already have an agent named {name!r} (agent_id {existing}); "
+                          "choose another name") from None
+    return agent
+
+
+def do_update_agent(*, agent: Agent, name: object = None, description: object = None, graph: Any = None) -> Agent:
+    """Rename, redescribe, or save a new version of the graph (the agent is then `ready`)."""
+    if name is not None:
+        agent.name = check_agent_name(name)
+    if description is not None:
+        agent.description = check_description(description)
+    saved = checked_for_saving(graph)
+    try:
+        with transaction.atomic():
+            Agent.objects.select_for_update().filter(pk=agent.pk).first()  # one new version at a time
+            if saved is not None:
+                number = (agent.versions.aggregate(m=Max("number"))["m"] or 0) + 1
+                AgentVersion.objects.create(agent=agent, number=number, graph=saved)
+                agent.status, agent.build_error = AgentStatus.READY, ""
+            agent.save(update_fields=["name", "description", "status", "build_error", "updated_at"])
+    except IntegrityError:
+        raise AgentExists(f"you already have an agent named {agent.name!r}; choose another name") from None
+    return agent
+
+
+def do_enqueue_run(*, agent: Agent, inputs: Any = None, session_id: Any = None) -> AgentRun:
+    """Check the inputs against the agent's newest version, then save the run and its task in one transaction.
+
+    Raises AgentNotReady (building, or its build failed), GraphError (the saved graph no longer checks, e.g. a
+    block was removed) or InputsError; nothing is queued then.
+    """
+    if agent.status == AgentStatus.BUILDING:
+        raise AgentNotReady(f"agent {agent.name!r} is still being built; it reports back when it is ready")
+    version = latest_version(agent)
+    if agent.status == AgentStatus.FAILED or version is None:
+        raise AgentNotReady(f"agent {agent.name!r} has no graph to run: {agent.build_error or 'its build failed'}")
+    graph = check_graph(version.graph)
+    inputs = check_run_inputs(graph, inputs)
+    run_id = uuid.uuid4()
+    with transaction.atomic():
+        task_result = tasks.run_agent.enqueue(str(run_id))
+        run = AgentRun.objects.create(id=run_id, agent=agent, version=version, session_id=session_id, inputs=inputs,
+                                      task_id=str(task_result.id))
+        AgentRunNode.objects.bulk_create([AgentRunNode(run=run, node_id=node.id, block=node.block.name, position=index)
+                                          for index, node in enumerate(graph.nodes)])
+    return run
+
+
+def _outputs_so_far(run: AgentRun) -> dict[str, Any]:
+    sinks = sink_ids(run.version.graph)
+    return {node_id: output for node_id, output in AgentRunNode.objects.filter(
+        run=run, node_id__in=sinks, status=NodeStatus.COMPLETED).values_list("node_id", "output")}
+
+
+def _report(run: AgentRun) -> AgentReport | None:
+    if run.session_id is None:
+        return None
+    return save_run_report(session_id=run.session_id, run_id=run.id, agent_id=run.agent_id, status=run.status,
+                           outputs=run.outputs)
+
+
+def do_cancel_run(*, run: AgentRun) -> tuple[AgentRun, AgentReport | None]:
+    """Cancel a queued or running run; its worker notices at its next heartbeat and stops its nodes.
+
+    Raises RunFinished when it has ended already. Returns the run and the report to append (if any).
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        changed = AgentRun.objects.filter(pk=run.pk, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
+            status=RunStatus.CANCELLED, error="cancelled", finished_at=now)
+        if not changed:
+            raise RunFinished(f"the run has ended already ({AgentRun.objects.get(pk=run.pk).status})")
+        AgentRunNode.objects.filter(run=run, status__in=UNFINISHED_NODES).update(
+            status=NodeStatus.CANCELLED, error="cancelled", finished_at=now)
+        run = AgentRun.objects.select_related("agent", "version").get(pk=run.pk)
+        run.outputs = _outputs_so_far(run)
+        run.save(update_fields=["outputs"])
+        report = _report(run)
+    return run, report
+
+
+# --- the worker's side of a run ---
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a worker needs to execute a run, read when it starts it."""
+
+    run_id: uuid.UUID
+    agent_id: uuid.UUID
+    session_id: uuid.UUID | None
+    graph: dict[str, Any]
+    inputs: dict[str, Any]
+
+
+def do_start_run(*, run_id: uuid.UUID, process: str) -> RunPlan | None:
+    """Mark a queued run as running in this process; None when it is not queued (cancelled before it started)."""
+    now = timezone.now()
+    if not AgentRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, process=process):
+        return None
+    run = AgentRun.objects.select_related("version").get(pk=run_id)
+    return RunPlan(run_id=run.id, agent_id=run.agent_id, session_id=run.session_id, graph=run.version.graph,
+                   inputs=run.inputs)
+
+
+def do_touch_run(*, run_id: uuid.UUID) -> bool:
+    """Refresh the run's heartbeat; False when it is no longer running (cancelled, or reaped)."""
+    return AgentRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now()) == 1
+
+
+# What some nodes did, by node id: the fields to set (status, input, output, error, started_at, finished_at).
+NodeUpdates = dict[str, dict[str, Any]]
+
+
+def _apply_node_updates(run_id: uuid.UUID, updates: NodeUpdates) -> None:
+    for node_id, fields in updates.items():
+        # Only a node still pending or running changes: one a cancel has ended stays as the cancel left it.
+        AgentRunNode.objects.filter(run_id=run_id, node_id=node_id, status__in=UNFINISHED_NODES).update(**fields)
+
+
+def do_record_nodes(*, run_id: uuid.UUID, updates: NodeUpdates) -> None:
+    """Save what some nodes did, in one transaction (one UPDATE per node)."""
+    with transaction.atomic():
+        _apply_node_updates(run_id, updates)
+
+
+def do_finish_run(*, run_id: uuid.UUID, status: str, error: str = "", outputs: dict[str, Any] | None = None,
+                  node_updates: NodeUpdates | None = None,
+                  stale_before: datetime | None = None) -> tuple[bool, AgentReport | None]:
+    """End a running run in one transaction: the nodes' last updates, its status, error and outputs (read from
+    its nodes when None), and its report.
+
+    Nodes still running end `failed` (interrupted), nodes never started `skipped`. With `stale_before` (the
+    reaper) only a run whose heartbeat is older ends. Returns False when the run had ended already.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        _apply_node_updates(run_id, node_updates or {})
+        running = AgentRun.objects.filter(pk=run_id, status=RunStatus.RUNNING)
+        if stale_before is not None:
+            running = running.filter(heartbeat_at__lt=stale_before)
+        if not running.update(status=status, error=error, finished_at=now,
+                              **({"outputs": outputs} if outputs is not None else {})):
+            return False, None
+        AgentRunNode.objects.filter(run_id=run_id, status=NodeStatus.RUNNING).update(
+            status=NodeStatus.FAILED, error=f"interrupted: {error}", finished_at=now)
+        AgentRunNode.objects.filter(run_id=run_id, status=NodeStatus.PENDING).update(
+            status=NodeStatus.SKIPPED, error="not run: the run ended first", finished_at=now)
+        run = AgentRun.objects.select_related("version").get(pk=run_id)
+        if outputs is None:
+            run.outputs = _outputs_so_far(run)
+            run.save(update_fields=["outputs"])
+        return True, _report(run)
+
+
+def do_requeue_run(*, run_id: uuid.UUID, lost_task_id: str) -> bool:
+    """Queue a queued run again under a new task: the worker that took `lost_task_id` died before starting it.
+
+    False when the run was started, ended or requeued meanwhile. Starting is conditional, so it runs once.
+    """
+    with transaction.atomic():
+        run = AgentRun.objects.select_for_update().filter(pk=run_id, status=RunStatus.QUEUED,
+                                                           task_id=lost_task_id).first()
+        if run is None:
+            return False
+        run.task_id = str(tasks.run_agent.enqueue(str(run.id)).id)
+        run.save(update_fields=["task_id"])
+    return True
+
+
+# --- the worker's side of a build ---
+
+
+def do_claim_build(*, agent_id: uuid.UUID) -> Agent | None:
+    """Mark the build started; None when there is nothing to build (it has a graph now, or another worker has it)."""
+    if not Agent.objects.filter(pk=agent_id, status=AgentStatus.BUILDING, build_started_at__isnull=True).update(
+            build_started_at=timezone.now()):
+        return None
+    return Agent.objects.get(pk=agent_id)
+
+
+def do_finish_build(*, agent_id: uuid.UUID, graph: dict[str, Any] | None = None, error: str = "",
+                    stale_before: datetime | None = None) -> tuple[bool, AgentReport | None]:
+    """Save the built graph as version 1 (`ready`), or the build's failure; with its report. False if ended."""
+    status = AgentStatus.READY if graph is not None else AgentStatus.FAILED
+    with transaction.atomic():
+        building = Agent.objects.filter(pk=agent_id, status=AgentStatus.BUILDING)
+        if stale_before is not None:
+            building = building.filter(build_started_at__lt=stale_before)
+        if not building.update(status=status, build_error=error, updated_at=timezone.now()):
+            return False, None
+        agent = Agent.objects.get(pk=agent_id)
+        if graph is not None:
+            AgentVersion.objects.create(agent=agent, number=1, graph=graph)
+        if agent.build_session_id is None:
+            return True, None
+        return True, save_build_report(session_id=agent.build_session_id, agent_id=agent.id, name=agent.name,
+                                       status=status, error=error)

@@ -1,0 +1,145 @@
+"""The agents JSON API: agents, their runs, the blocks. Thin views; a user sees only their own agents and runs."""
+
+from __future__ import annotations
+
+from asgiref.sync import async_to_sync
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+
+from agents import serializers as s
+from agents.actions import do_cancel_run, do_create_agent, do_enqueue_run, do_update_agent
+from agents.blocks import all_blocks
+from agents.reports import deliver_if_mine
+from agents.selectors import (
+    access_agent,
+    access_run,
+    agent_dict,
+    agents_with_run_counts,
+    latest_version,
+    run_dict,
+    runs_of_agent,
+)
+from chat.api.serializers import ErrorSerializer
+
+ERRORS = {code: OpenApiResponse(ErrorSerializer, description=text) for code, text in {
+    400: "Bad input: the message says what is wrong (every problem of a graph)", 401: "Not authenticated",
+    403: "Forbidden", 404: "No such agent or run (or another user's)", 405: "Method not allowed",
+    409: "Conflicts with the agent's or run's state", 413: "Body too large", 415: "Unsupported media type"}.items()}
+
+
+def errors(*codes: int) -> dict:
+    return {code: ERRORS[code] for code in (401, 403, 404, 405, *codes)}
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def summary_dict(agent) -> dict:
+    return {"id": str(agent.id), "name": agent.name, "description": agent.description, "status": agent.status,
+            "version": agent.version_number, "run_count": agent.run_count,
+            "last_run_at": agent.last_run_at.isoformat() if agent.last_run_at else None,
+            "created_at": agent.created_at.isoformat(), "updated_at": agent.updated_at.isoformat()}
+
+
+class BlockListView(GenericAPIView):
+    serializer_class = s.BlockListSerializer
+
+    @extend_schema(summary="The blocks agents are made of, with their input and output schemas",
+                   responses={200: s.BlockListSerializer, **errors()})
+    def get(self, request):
+        return Response({"blocks": [block.describe() for block in all_blocks()]})
+
+
+class AgentListView(GenericAPIView):
+    pagination_class = Pagination
+    serializer_class = s.AgentSummarySerializer
+
+    def get_queryset(self):
+        return agents_with_run_counts(self.request.user)
+
+    @extend_schema(summary="Your agents, most recently changed first",
+                   responses={200: s.AgentSummarySerializer(many=True), **errors(400)})
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([summary_dict(agent) for agent in page])
+
+    @extend_schema(summary="Create an agent", request=s.AgentCreateSerializer,
+                   description="With a graph the agent is `ready` (version 1); without one it is `building` and a "
+                               "background worker makes a graph from the description.",
+                   responses={201: s.AgentSerializer, **errors(400, 409, 413, 415)})
+    def post(self, request):
+        serializer = s.AgentCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        agent = do_create_agent(owner_id=request.user.pk, name=data["name"], description=data["description"],
+                                graph=data.get("graph"))
+        return Response(agent_dict(agent, latest_version(agent)), status=status.HTTP_201_CREATED)
+
+
+class AgentDetailView(GenericAPIView):
+    serializer_class = s.AgentSerializer
+
+    @extend_schema(summary="The agent with its newest graph", responses={200: s.AgentSerializer, **errors()})
+    def get(self, request, agent_id):
+        agent = access_agent(user=request.user, agent_id=agent_id)
+        return Response(agent_dict(agent, latest_version(agent)))
+
+    @extend_schema(summary="Rename or redescribe the agent, or save a new version of its graph",
+                   request=s.AgentUpdateSerializer, responses={200: s.AgentSerializer, **errors(400, 409, 413, 415)})
+    def patch(self, request, agent_id):
+        agent = access_agent(user=request.user, agent_id=agent_id)
+        serializer = s.AgentUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        agent = do_update_agent(agent=agent, name=data.get("name"), description=data.get("description"),
+                                graph=data.get("graph"))
+        return Response(agent_dict(agent, latest_version(agent)))
+
+
+class AgentRunsView(GenericAPIView):
+    pagination_class = Pagination
+    serializer_class = s.RunSerializer
+
+    @extend_schema(summary="The agent's runs, newest first", responses={200: s.RunSerializer(many=True),
+                                                                        **errors(400)})
+    def get(self, request, agent_id):
+        agent = access_agent(user=request.user, agent_id=agent_id)
+        page = self.paginate_queryset(runs_of_agent(agent).prefetch_related("nodes"))
+        return self.get_paginated_response([run_dict(run, list(run.nodes.all())) for run in page])
+
+    @extend_schema(summary="Run the agent's newest version in the background", request=s.RunCreateSerializer,
+                   description="Answers at once with the queued run; GET /api/runs/<id>/ follows it.",
+                   responses={202: s.RunSerializer, **errors(400, 409, 413, 415)})
+    def post(self, request, agent_id):
+        agent = access_agent(user=request.user, agent_id=agent_id)
+        serializer = s.RunCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = do_enqueue_run(agent=agent, inputs=serializer.validated_data.get("inputs"))
+        return Response(run_dict(run), status=status.HTTP_202_ACCEPTED)
+
+
+class RunDetailView(GenericAPIView):
+    serializer_class = s.RunSerializer
+
+    @extend_schema(summary="A run: status, outputs, and each node's input, output, status and timing",
+                   responses={200: s.RunSerializer, **errors()})
+    def get(self, request, run_id):
+        return Response(run_dict(access_run(user=request.user, run_id=run_id)))
+
+
+class RunCancelView(GenericAPIView):
+    serializer_class = s.RunSerializer
+
+    @extend_schema(summary="Cancel a queued or running run", request=None,
+                   description="A running run's worker stops its nodes at its next heartbeat. 409 once it has ended.",
+                   responses={200: s.RunSerializer, **errors(409)})
+    def post(self, request, run_id):
+        run, report = do_cancel_run(run=access_run(user=request.user, run_id=run_id))
+        async_to_sync(deliver_if_mine)(report)
+        return Response(run_dict(run))

@@ -1,0 +1,23 @@
+"""Application errors of agents; the API and the copilot tools translate them like every ApplicationError."""
+
+from chat.errors import ApplicationError
+
+
+class BadAgent(ApplicationError):
+    code = "bad_agent"
+    http_status = 400
+
+
+class AgentExists(ApplicationError):
+    code = "agent_exists"
+    http_status = 409
+
+
+class AgentNotReady(ApplicationError):
+    code = "agent_not_ready"
+    http_status = 409
+
+
+class RunFinished(ApplicationError):
+    code = "run_finished"
+    http_status = 409

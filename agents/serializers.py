@@ -1,0 +1,89 @@
+"""Request validation and the documented response shapes of the agents API (business rules live in actions)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from agents.actions import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS
+from agents.models import AgentStatus, NodeStatus, RunStatus
+from chat.api.serializers import StrictSerializer, TextField
+
+
+class AgentCreateSerializer(StrictSerializer):
+    name = TextField(max_length=MAX_NAME_CHARS)
+    description = TextField(max_length=MAX_DESCRIPTION_CHARS, required=False, allow_blank=True, default="")
+    graph = serializers.JSONField(required=False, help_text="PROTOCOL §6: {nodes: [...], links: [...]}. Without a "
+                                                             "graph the agent is built in the background.")
+
+
+class AgentUpdateSerializer(StrictSerializer):
+    name = TextField(max_length=MAX_NAME_CHARS, required=False)
+    description = TextField(max_length=MAX_DESCRIPTION_CHARS, required=False, allow_blank=True)
+    graph = serializers.JSONField(required=False, help_text="saved as a new version")
+
+
+class RunCreateSerializer(StrictSerializer):
+    inputs = serializers.JSONField(required=False, help_text="{node id: {input: value}}, over the nodes' own inputs")
+
+
+class AgentSummarySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    status = serializers.ChoiceField(choices=AgentStatus.choices)
+    version = serializers.IntegerField(allow_null=True)
+    run_count = serializers.IntegerField()
+    last_run_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class AgentSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    status = serializers.ChoiceField(choices=AgentStatus.choices)
+    build_error = serializers.CharField(allow_blank=True)
+    version = serializers.IntegerField(allow_null=True)
+    graph = serializers.JSONField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class RunNodeSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    block = serializers.CharField()
+    status = serializers.ChoiceField(choices=NodeStatus.choices)
+    input = serializers.JSONField(allow_null=True)
+    output = serializers.JSONField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_ms = serializers.IntegerField(allow_null=True)
+
+
+class RunSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    run_id = serializers.UUIDField()
+    agent_id = serializers.UUIDField()
+    version = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    inputs = serializers.JSONField()
+    outputs = serializers.JSONField(help_text="{node id: output} of the nodes no link leaves")
+    error = serializers.CharField(allow_blank=True)
+    session_id = serializers.UUIDField(allow_null=True)
+    queued_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    nodes = RunNodeSerializer(many=True)
+
+
+class BlockSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    input_schema = serializers.JSONField()
+    output_schema = serializers.JSONField()
+
+
+class BlockListSerializer(serializers.Serializer):
+    blocks = BlockSerializer(many=True)

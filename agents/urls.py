@@ -1,0 +1,19 @@
+"""URLs of agents: the pages under /agents/ and the JSON API under /api/ (included at the site's root)."""
+
+from django.urls import path
+
+from agents import api, views
+
+app_name = "agents"
+urlpatterns = [
+    path("agents/", views.agent_list, name="list"),
+    path("agents/<uuid:agent_id>/", views.agent_detail, name="detail"),
+    path("agents/<uuid:agent_id>/run/", views.agent_run, name="run"),
+    path("agents/runs/<uuid:run_id>/cancel/", views.run_cancel, name="run-cancel"),
+    path("api/blocks/", api.BlockListView.as_view(), name="api-blocks"),
+    path("api/agents/", api.AgentListView.as_view(), name="api-agents"),
+    path("api/agents/<str:agent_id>/", api.AgentDetailView.as_view(), name="api-agent"),
+    path("api/agents/<str:agent_id>/runs/", api.AgentRunsView.as_view(), name="api-agent-runs"),
+    path("api/runs/<str:run_id>/", api.RunDetailView.as_view(), name="api-run"),
+    path("api/runs/<str:run_id>/cancel/", api.RunCancelView.as_view(), name="api-run-cancel"),
+]

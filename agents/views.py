@@ -1,0 +1,113 @@
+"""Server-rendered pages: the user's agent library, and an agent with its graph and its runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from agents.actions import do_cancel_run, do_enqueue_run
+from agents.graphs import sink_ids
+from agents.models import Agent, AgentRun
+from agents.reports import deliver_if_mine
+from agents.selectors import access_agent, access_run, agents_with_run_counts, latest_version, recent_runs_with_nodes
+from chat.errors import ApplicationError, NotFound
+
+RUNS_SHOWN = 10
+
+
+def _shown_json(value: Any) -> str:
+    return "" if value is None else json.dumps(value, indent=1, ensure_ascii=False, default=str)
+
+
+def _own_agent(request: HttpRequest, agent_id: Any) -> Agent:
+    try:
+        return access_agent(user=request.user, agent_id=agent_id)
+    except NotFound:
+        raise Http404("no such agent") from None
+
+
+def _graph_rows(graph: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The graph as two readable tables: nodes (with what feeds them) and links."""
+    links = graph.get("links", [])
+    outputs = set(sink_ids(graph))
+    nodes = [{"id": node["id"], "block": node["block"], "input": _shown_json(node.get("input") or {}),
+              "fed_by": [f"{link['from']}.{link['output']} → {link['input']}"
+                         for link in links if link["to"] == node["id"]],
+              "is_output": node["id"] in outputs}
+             for node in graph["nodes"]]
+    return nodes, links
+
+
+def _run_rows(run: AgentRun) -> dict[str, Any]:
+    nodes = []
+    for node in run.nodes.all():
+        offset = None
+        if node.started_at and run.started_at:
+            offset = round((node.started_at - run.started_at).total_seconds() * 1000)
+        nodes.append({"node": node, "offset_ms": offset,
+                      "input": _shown_json(node.input), "output": _shown_json(node.output)})
+    duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else None
+    return {"run": run, "nodes": nodes, "duration": duration, "outputs": _shown_json(run.outputs),
+            "inputs": _shown_json(run.inputs) if run.inputs else ""}
+
+
+@login_required
+@require_GET
+def agent_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "agents/agent_list.html", {"agents": agents_with_run_counts(request.user)})
+
+
+def _render_detail(request: HttpRequest, agent: Agent, *, inputs_text: str = "", status: int = 200) -> HttpResponse:
+    version = latest_version(agent)
+    nodes, links = _graph_rows(version.graph) if version else ([], [])
+    return render(request, "agents/agent_detail.html", {
+        "agent": agent, "version": version, "nodes": nodes, "links": links, "inputs_text": inputs_text,
+        "runs": [_run_rows(run) for run in recent_runs_with_nodes(agent, limit=RUNS_SHOWN)],
+    }, status=status)
+
+
+@login_required
+@require_GET
+def agent_detail(request: HttpRequest, agent_id: Any) -> HttpResponse:
+    return _render_detail(request, _own_agent(request, agent_id))
+
+
+@login_required
+@require_POST
+def agent_run(request: HttpRequest, agent_id: Any) -> HttpResponse:
+    agent = _own_agent(request, agent_id)
+    inputs_text = request.POST.get("inputs", "").strip()
+    try:
+        try:
+            inputs = json.loads(inputs_text) if inputs_text else None
+        except ValueError as exc:
+            raise ApplicationError(f"inputs: not JSON: {exc}", code="invalid_inputs") from None
+        run = do_enqueue_run(agent=agent, inputs=inputs)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return _render_detail(request, agent, inputs_text=inputs_text, status=400)
+    messages.success(request, f"Run {run.id} queued.")
+    return redirect("agents:detail", agent_id=agent.id)
+
+
+@login_required
+@require_POST
+def run_cancel(request: HttpRequest, run_id: Any) -> HttpResponse:
+    try:
+        run = access_run(user=request.user, run_id=run_id)
+    except NotFound:
+        raise Http404("no such run") from None
+    try:
+        run, report = do_cancel_run(run=run)
+        async_to_sync(deliver_if_mine)(report)
+        messages.success(request, f"Run {run.id} cancelled.")
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect("agents:detail", agent_id=run.agent_id)

@@ -1,0 +1,233 @@
+"""The one place that decides what the model's tool calls may do: which tools, which paths, how much per turn.
+
+Assume the model can be talked into anything. `decide` grants the copilot's own tools and Claude Code's file
+tools, the latter only inside the session's workspace folder; it denies everything else unless the setting
+EXTRA_ALLOWED_TOOLS names it. `ToolGate` enforces those decisions for one turn, from both a PreToolUse hook
+(every call) and `can_use_tool` (every call the CLI would ask about); a denied call ends as an error result
+with the reason, is logged and counted, and the turn goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from claude_agent_sdk import HookMatcher, PermissionResultAllow, PermissionResultDeny
+
+from agents.copilot_tools import COPILOT_TOOL_NAMES
+from chat.conf import copilot_setting
+
+logger = logging.getLogger(__name__)
+
+# Claude Code's file tools and the input field that names the file or folder each touches.
+FILE_TOOLS = {"Read": "file_path", "Write": "file_path", "Edit": "file_path", "Glob": "path", "Grep": "path"}
+# The input field that holds a glob pattern, matched below the folder searched: it must not climb out of it.
+GLOB_FIELDS = {"Glob": "pattern", "Grep": "glob"}
+SUBAGENT_TOOLS = frozenset({"Task", "Agent"})  # one tool: the CLI loads it as "Task", the model calls it "Agent"
+
+# Why a call was denied, as counted in `denials` (the reason itself is a sentence for the model and the user).
+NOT_GRANTED = "not_granted"
+BAD_INPUT = "bad_input"
+OUTSIDE_WORKSPACE = "outside_workspace"
+NOT_A_FILE = "not_a_file"
+BAD_PATTERN = "bad_pattern"
+BACKGROUND = "background"
+TOOL_CALL_LIMIT = "tool_call_limit"
+SUBAGENT_LIMIT = "subagent_limit"
+
+# Denied calls of this process by (tool name, kind): for monitoring and tests.
+denials: Counter[tuple[str, str]] = Counter()
+
+
+@dataclass(frozen=True)
+class Allow:
+    pass
+
+
+@dataclass(frozen=True)
+class Deny:
+    kind: str
+    reason: str
+
+
+Decision = Allow | Deny
+
+
+@dataclass(frozen=True)
+class TurnLimits:
+    """The settings the policy reads, read once per turn."""
+
+    extra_allowed_tools: frozenset[str] = frozenset()
+    max_tool_calls: int = 50
+    max_subagent_tasks: int = 3
+    max_turn_seconds: float = 600
+
+    @classmethod
+    def from_settings(cls) -> TurnLimits:
+        return cls(extra_allowed_tools=frozenset(copilot_setting("EXTRA_ALLOWED_TOOLS")),
+                   max_tool_calls=copilot_setting("MAX_TOOL_CALLS_PER_TURN"),
+                   max_subagent_tasks=copilot_setting("MAX_SUBAGENT_TASKS_PER_TURN"),
+                   max_turn_seconds=copilot_setting("MAX_TURN_SECONDS"))
+
+
+@dataclass
+class TurnState:
+    """What the turn has used so far: the tool calls decided (allowed or not) and the sub-agent tasks allowed."""
+
+    limits: TurnLimits = field(default_factory=TurnLimits)
+    tool_calls: int = 0
+    subagent_tasks: int = 0
+
+
+def builtin_tools(limits: TurnLimits) -> list[str]:
+    """The CLI's built-in tools to load at all: the file tools and any built-in tool a setting grants.
+
+    A tool not loaded is one the model is never offered; the CLI refuses a call to it by itself.
+    """
+    return sorted(set(FILE_TOOLS) | {name for name in limits.extra_allowed_tools if not name.startswith("mcp__")})
+
+
+def time_limit_reason(limits: TurnLimits) -> str:
+    return f"the turn hit its time limit ({limits.max_turn_seconds:g} s) and was stopped"
+
+
+def decide(tool_name: str, tool_input: dict[str, Any], *, workspace: Path, turn_state: TurnState) -> Decision:
+    """Whether this call, the next of the turn, may run. Reads the file system; changes nothing."""
+    limits = turn_state.limits
+    if turn_state.tool_calls >= limits.max_tool_calls:
+        return Deny(TOOL_CALL_LIMIT, f"this turn has made {limits.max_tool_calls} tool calls, the most allowed; "
+                                     "answer with what you have")
+    if not isinstance(tool_input, dict):
+        return Deny(BAD_INPUT, "the tool input must be an object")
+    if tool_name in FILE_TOOLS:
+        return _decide_file_tool(tool_name, tool_input, workspace)
+    if tool_name in COPILOT_TOOL_NAMES:
+        return Allow()
+    if tool_name not in granted_extras(limits):
+        return Deny(NOT_GRANTED, f"{tool_name} is not allowed: the copilot may use its own tools, and the file tools "
+                                 "inside this chat's workspace folder")
+    if runs_in_background(tool_name, tool_input):
+        return Deny(BACKGROUND, "work in the background would outlive the turn and its limits: "
+                                "run it in the foreground (run_in_background: false)")
+    if tool_name in SUBAGENT_TOOLS and turn_state.subagent_tasks >= limits.max_subagent_tasks:
+        return Deny(SUBAGENT_LIMIT,
+                    f"this turn has started {limits.max_subagent_tasks} sub-agent tasks, the most allowed")
+    return Allow()
+
+
+def granted_extras(limits: TurnLimits) -> frozenset[str]:
+    granted = limits.extra_allowed_tools
+    return granted | SUBAGENT_TOOLS if granted & SUBAGENT_TOOLS else granted
+
+
+def runs_in_background(tool_name: str, tool_input: dict[str, Any]) -> bool:
+    # The CLI runs sub-agents in the background unless told otherwise; other tools only when asked to.
+    if tool_name in SUBAGENT_TOOLS:
+        return tool_input.get("run_in_background") is not False
+    return bool(tool_input.get("run_in_background"))
+
+
+def _decide_file_tool(tool_name: str, tool_input: dict[str, Any], workspace: Path) -> Decision:
+    path_field, glob_field = FILE_TOOLS[tool_name], GLOB_FIELDS.get(tool_name)
+    # Without a path, Glob and Grep search the CLI's working folder: the workspace.
+    if path_field in tool_input or path_field == "file_path":
+        denied = check_path(path_field, tool_input.get(path_field), workspace)
+        if denied:
+            return denied
+    if glob_field in tool_input:
+        denied = check_glob_pattern(glob_field, tool_input[glob_field])
+        if denied:
+            return denied
+    return Allow()
+
+
+def check_path(name: str, raw: Any, workspace: Path) -> Deny | None:
+    """None when `raw`, resolved from the workspace with every symlink followed, is a file or folder inside it."""
+    if not isinstance(raw, str) or not raw or "\0" in raw:
+        return Deny(BAD_INPUT, f"{name} must be a non-empty path")
+    if raw.startswith("~"):
+        return Deny(OUTSIDE_WORKSPACE, f"{name} {raw!r} starts with '~': paths must stay inside this chat's workspace")
+    if ".." in Path(raw).parts:
+        return Deny(OUTSIDE_WORKSPACE, f"{name} {raw!r} contains '..': paths must stay inside this chat's workspace")
+    root = os.path.realpath(workspace)
+    resolved = os.path.realpath(os.path.join(root, raw))
+    if not is_inside(resolved, root):
+        if is_inside(os.path.abspath(os.path.join(root, raw)), root):
+            return Deny(OUTSIDE_WORKSPACE, f"{name} {raw!r} is a link that leads outside this chat's workspace folder")
+        return Deny(OUTSIDE_WORKSPACE, f"{name} {raw!r} is outside this chat's workspace folder")
+    try:
+        mode = os.stat(resolved).st_mode
+    except FileNotFoundError:
+        return None  # a file about to be written; its folder is inside
+    except OSError as exc:
+        return Deny(NOT_A_FILE, f"{name} {raw!r} cannot be used: {exc.strerror}")
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        return Deny(NOT_A_FILE,
+                    f"{name} {raw!r} is not a regular file or folder (devices, pipes and sockets are refused)")
+    return None
+
+
+def is_inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root + os.sep)
+
+
+def check_glob_pattern(name: str, pattern: Any) -> Deny | None:
+    """None when `pattern` only matches below the folder searched: not absolute, no '~', no '..' anywhere."""
+    if not isinstance(pattern, str) or not pattern:
+        return Deny(BAD_INPUT, f"{name} must be a non-empty pattern")
+    unescaped = pattern.replace("\\", "")
+    alternatives = unescaped.replace("{", ",").split(",")  # "{/etc/*,x}" names /etc as much as "/etc/*" does
+    if ".." in unescaped or any(alt.lstrip().startswith(("/", "~")) for alt in alternatives):
+        return Deny(BAD_PATTERN, f"{name} {pattern!r} must be relative to the folder searched, without '..'")
+    return None
+
+
+@dataclass
+class ToolGate:
+    """Enforces `decide` for one turn. A call is decided once, at whichever enforcement point sees it first."""
+
+    session_id: str
+    turn_id: str
+    workspace: Path
+    state: TurnState = field(default_factory=TurnState)
+    decisions: dict[str, Decision] = field(default_factory=dict)  # by tool_use_id
+
+    def check(self, tool_name: str, tool_input: dict[str, Any], tool_use_id: str | None) -> Decision:
+        if tool_use_id and tool_use_id in self.decisions:
+            return self.decisions[tool_use_id]
+        decision = decide(tool_name, tool_input, workspace=self.workspace, turn_state=self.state)
+        self.state.tool_calls += 1
+        if isinstance(decision, Allow) and tool_name in SUBAGENT_TOOLS:
+            self.state.subagent_tasks += 1
+        if tool_use_id:
+            self.decisions[tool_use_id] = decision
+        if isinstance(decision, Deny):
+            denials[(tool_name, decision.kind)] += 1
+            logger.warning("session=%s turn=%s denied %s (%s): %s", self.session_id, self.turn_id, tool_name,
+                           decision.kind, decision.reason)
+        return decision
+
+    async def pre_tool_use(self, hook_input: Any, tool_use_id: str | None, context: Any) -> dict[str, Any]:
+        """PreToolUse hook: deny, or no opinion (the CLI then applies its own rules and asks `can_use_tool`)."""
+        decision = self.check(hook_input.get("tool_name", ""), hook_input.get("tool_input") or {},
+                              tool_use_id or hook_input.get("tool_use_id"))
+        if isinstance(decision, Allow):
+            return {}
+        return {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
+                                       "permissionDecisionReason": decision.reason}}
+
+    async def can_use_tool(self, tool_name: str, tool_input: dict[str, Any],
+                           context: Any) -> PermissionResultAllow | PermissionResultDeny:
+        decision = self.check(tool_name, tool_input, getattr(context, "tool_use_id", None))
+        if isinstance(decision, Allow):
+            return PermissionResultAllow()
+        return PermissionResultDeny(message=decision.reason)
+
+    def hooks(self) -> dict[str, list[HookMatcher]]:
+        # "block": a hook that fails (raises, times out) denies the call instead of letting it through.
+        return {"PreToolUse": [HookMatcher(matcher=None, hooks=[self.pre_tool_use], timeout=30, on_failure="block")]}
