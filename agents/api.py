@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from asgiref.sync import async_to_sync
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 from agents import serializers as s
@@ -22,22 +21,14 @@ from agents.selectors import (
     run_dict,
     runs_of_agent,
 )
-from chat.api.serializers import ErrorSerializer
+from chat.api.schema import Pagination, error_responses
 
-ERRORS = {code: OpenApiResponse(ErrorSerializer, description=text) for code, text in {
-    400: "Bad input: the message says what is wrong (every problem of a graph)", 401: "Not authenticated",
-    403: "Forbidden", 404: "No such agent or run (or another user's)", 405: "Method not allowed",
-    409: "Conflicts with the agent's or run's state", 413: "Body too large", 415: "Unsupported media type"}.items()}
+ERROR_TEXTS = {400: "Bad input: the message says what is wrong (every problem of a graph)",
+               404: "No such agent or run (or another user's)", 409: "Conflicts with the agent's or run's state"}
 
 
 def errors(*codes: int) -> dict:
-    return {code: ERRORS[code] for code in (401, 403, 404, 405, *codes)}
-
-
-class Pagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
+    return error_responses(*codes, texts=ERROR_TEXTS)
 
 
 def summary_dict(agent) -> dict:

@@ -18,7 +18,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from agents.blocks import Block, BlockError, get_block
+from agents.blocks import Block, BlockError, get_block, json_kind
 from chat.errors import ApplicationError
 
 MAX_NODES = 50
@@ -96,18 +96,6 @@ class Graph:
                           for link in self.links]}
 
 
-def _kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    return "a number"
 
 
 def _shown(value: Any, limit: int = 60) -> str:
@@ -160,7 +148,7 @@ def has_nul(value: Any) -> bool:
 
 def _check_shape(raw: Any) -> list[str]:
     if not isinstance(raw, dict):
-        return [f"a graph is an object with nodes and links, not {_kind(raw)}"]
+        return [f"a graph is an object with nodes and links, not {json_kind(raw)}"]
     problems = [f"graph: unknown key {key!r} (a graph has nodes and links)" for key in sorted(set(raw) - GRAPH_KEYS)]
     if not isinstance(raw.get("nodes"), list) or not raw["nodes"]:
         problems.append("graph: nodes must be a non-empty list")
@@ -188,7 +176,7 @@ def _parse_nodes(raw_nodes: list[Any]) -> tuple[list[Node], list[str]]:
     for index, raw in enumerate(raw_nodes):
         where = f"nodes[{index}]"
         if not isinstance(raw, dict):
-            problems.append(f"{where}: a node is an object with id, block and input, not {_kind(raw)}")
+            problems.append(f"{where}: a node is an object with id, block and input, not {json_kind(raw)}")
             continue
         node_id = raw.get("id")
         if isinstance(node_id, str) and NODE_ID.match(node_id):
@@ -202,7 +190,7 @@ def _parse_nodes(raw_nodes: list[Any]) -> tuple[list[Node], list[str]]:
                      for key in sorted(set(raw) - NODE_KEYS)]
         node_input = raw.get("input", {})
         if not isinstance(node_input, dict):
-            problems.append(f"{where}: input must be an object, not {_kind(node_input)}")
+            problems.append(f"{where}: input must be an object, not {json_kind(node_input)}")
             node_input = {}
         try:
             block = get_block(raw.get("block") if isinstance(raw.get("block"), str) else "")
@@ -371,7 +359,7 @@ def check_run_inputs(graph: Graph, raw: Any) -> dict[str, dict[str, Any]]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise InputsError([f"inputs must be an object of node ids to inputs, not {_kind(raw)}"])
+        raise InputsError([f"inputs must be an object of node ids to inputs, not {json_kind(raw)}"])
     try:
         if len(json.dumps(raw)) > MAX_GRAPH_CHARS or has_nul(raw):
             raise InputsError([f"inputs: at most {MAX_GRAPH_CHARS:,} characters as JSON, and no NUL characters"])
@@ -384,7 +372,7 @@ def check_run_inputs(graph: Graph, raw: Any) -> dict[str, dict[str, Any]]:
             problems.append(f"inputs: no node {node_id!r}; the nodes are {', '.join(node_ids)}")
             continue
         if not isinstance(node_inputs, dict):
-            problems.append(f"inputs.{node_id}: must be an object of input names to values, not {_kind(node_inputs)}")
+            problems.append(f"inputs.{node_id}: must be an object of input names to values, not {json_kind(node_inputs)}")
             continue
         node, links = graph.node(node_id), graph.incoming(node_id)
         fed = {link.input for link in links}

@@ -27,6 +27,21 @@ class Block:
                 "input_schema": self.input_schema, "output_schema": self.output_schema}
 
 
+def json_kind(value: Any) -> str:
+    """What kind of JSON value this is, for error messages: "an object", "a list", "a string"…"""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"
+
+
 _REGISTRY: dict[str, Block] = {}
 
 

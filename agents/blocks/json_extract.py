@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any
 
-from agents.blocks import Block, BlockError, register
+from agents.blocks import Block, BlockError, json_kind, register
 
 KEY = re.compile(r"[^.\[\]]+")
 INDEX = re.compile(r"\[([0-9]+)\]")
@@ -37,18 +37,6 @@ def parse_path(path: str) -> list[str | int]:
     return steps
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if value is None:
-        return "null"
-    return "a number"
 
 
 def _where(steps: list[str | int]) -> str:
@@ -63,14 +51,14 @@ def extract(data: Any, path: str) -> Any:
         where = _where(steps[:done])
         if isinstance(step, int):
             if not isinstance(value, list):
-                raise BlockError(f"json_extract: path {path!r}: {where} is {_describe(value)}, not a list")
+                raise BlockError(f"json_extract: path {path!r}: {where} is {json_kind(value)}, not a list")
             if step >= len(value):
                 raise BlockError(f"json_extract: path {path!r}: no index {step} in {where}, "
                                  f"a list of {len(value)}")
             value = value[step]
         else:
             if not isinstance(value, dict):
-                raise BlockError(f"json_extract: path {path!r}: {where} is {_describe(value)}, not an object")
+                raise BlockError(f"json_extract: path {path!r}: {where} is {json_kind(value)}, not an object")
             if step not in value:
                 raise BlockError(f"json_extract: path {path!r}: no key {step!r} in {where}")
             value = value[step]

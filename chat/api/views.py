@@ -6,35 +6,26 @@ import uuid
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
 from chat.actions.sessions import do_create_session, do_delete_session, do_rename_session
 from chat.api import serializers as s
+from chat.api.schema import Pagination, error_responses
 from chat.engine.registry import begin_turn, stop_turn
 from chat.errors import NotFound, TurnRunning
 from chat.models import Turn
 from chat.selectors import access_session, running_turn, session_dict, session_snapshot, sessions_of, \
     turn_detail_dict, turn_dict
 
-ERRORS = {code: OpenApiResponse(s.ErrorSerializer, description=text) for code, text in {
-    400: "Bad input", 401: "Not authenticated", 403: "Forbidden", 404: "No such session (or another user's)",
-    405: "Method not allowed", 409: "Conflicts with the session's state", 413: "Body too large",
-    415: "Unsupported media type", 429: "Too many requests"}.items()}
+ERROR_TEXTS = {404: "No such session (or another user's)", 409: "Conflicts with the session's state"}
 
 
 def errors(*codes: int) -> dict:
-    return {code: ERRORS[code] for code in (401, 403, 404, 405, *codes)}
-
-
-class Pagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
+    return error_responses(*codes, texts=ERROR_TEXTS)
 
 
 class SessionListView(GenericAPIView):
