@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 
 import pytest
 from playwright.sync_api import expect
@@ -12,7 +14,8 @@ from tests.factories import PASSWORD, make_session, make_user, script, wait_tool
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
-SCREENSHOTS = "docs/screenshots"
+# The README's screenshots are refreshed with COPILOT_SCREENSHOTS_DIR=docs/screenshots ./dev test tests/web
+SCREENSHOTS = os.environ.get("COPILOT_SCREENSHOTS_DIR") or tempfile.gettempdir()
 
 
 def log_in(page, server, username):
