@@ -34,8 +34,39 @@ function toolKind(part) {
   return "running";
 }
 
+function timeline() {
+  // Messages and background reports (agent runs and builds) in the order they happened.
+  const items = state.messages.map((message) => ({ at: message.created_at, node: () => renderMessage(message) }));
+  for (const report of state.reports || []) items.push({ at: report.created_at, node: () => renderReport(report) });
+  return items.sort((a, b) => Date.parse(a.at) - Date.parse(b.at)).map((item) => item.node());
+}
+
+function nowAfterEverything() {
+  // A live report goes last, even when this computer's clock is behind the server's.
+  const times = [Date.now(), ...state.messages.map((m) => Date.parse(m.created_at) + 1),
+    ...(state.reports || []).map((r) => Date.parse(r.created_at) + 1)].filter(Number.isFinite);
+  return new Date(Math.max(...times)).toISOString();
+}
+
+function renderReport(report) {
+  const { type, data } = report.chunk;
+  const item = document.createElement("li");
+  item.className = `message report ${data.status}`;
+  item.setAttribute("role", "status");
+  const title = document.createElement("strong");
+  title.textContent = type === "data-agent-run" ? `Agent run ${data.status}` : `Agent “${data.name}” ${data.status}`;
+  item.append(title);
+  const detail = type === "data-agent-run" ? data.outputs : data.error;
+  if (detail && (typeof detail === "string" || Object.keys(detail).length)) {
+    const body = document.createElement("pre");
+    body.textContent = pretty(detail);
+    item.append(body);
+  }
+  return item;
+}
+
 function render() {
-  list.replaceChildren(...state.messages.map(renderMessage));
+  list.replaceChildren(...timeline());
   sendButton.disabled = running || !socketOpen();
   input.disabled = running;
   stopButton.hidden = !running;
@@ -146,7 +177,7 @@ setInterval(tickElapsed, 1000);
 function assistantMessage(messageId) {
   let message = state.messages.find((m) => m.id === messageId);
   if (!message) {
-    message = { id: messageId, role: "assistant", parts: [] };
+    message = { id: messageId, role: "assistant", parts: [], created_at: nowAfterEverything() };
     state.messages.push(message);
   }
   return message;
@@ -166,7 +197,9 @@ function apply(chunk) {
     case "data-user-message":
       if (!state.messages.some((m) => m.id === chunk.data.message_id)) {
         const at = current ? state.messages.indexOf(current) : state.messages.length;
-        state.messages.splice(at, 0, { id: chunk.data.message_id, role: "user", parts: [{ type: "text", text: chunk.data.text }] });
+        const createdAt = current ? current.created_at : new Date().toISOString();
+        state.messages.splice(at, 0, { id: chunk.data.message_id, role: "user", created_at: createdAt,
+          parts: [{ type: "text", text: chunk.data.text }] });
       }
       break;
     case "text-start":
@@ -246,7 +279,11 @@ function connect() {
     if (frame.type === "event") {
       if (frame.seq <= lastSeq) return; // already shown
       lastSeq = frame.seq;
-      apply(frame.chunk);
+      if (frame.turn_id === null) {
+        state.reports = [...(state.reports || []), { seq: frame.seq, chunk: frame.chunk, created_at: nowAfterEverything() }];
+      } else {
+        apply(frame.chunk);
+      }
     } else if (frame.type === "snapshot") {
       state = frame.session;
       lastSeq = state.last_seq;
