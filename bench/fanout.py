@@ -6,7 +6,7 @@ each watcher count W, a run makes a new session and opens W websockets (token he
 A when i is even, to B when odd, and socket 0 (on A) is the one that sends. Every socket sends
 `resume {after_seq: 0}` and a `ping`, and the run waits for every pong (so all are live), then socket 0
 sends the scripted turn: 3 parallel `mcp__copilot__run_block` `wait` 0 s calls, then 300 words of text
-(about one `text-delta` each). Each socket reads until `finish`, timing every event frame on arrival.
+(streamed by the model a word at a time; the server merges deltas within DELTA_WINDOW_MS, so ~20 events). Each socket reads until `finish`, timing every event frame on arrival.
 
   turn        time from sending the message to `finish` on the sending socket (the turn's own speed)
   delivery    per event, the time from the first socket receiving it to each other socket receiving it
@@ -30,7 +30,7 @@ All sockets are read by one asyncio loop in this process, so a delivery figure i
 time to get to a frame (it grows with W on its own); the servers, the CLI, PostgreSQL, Redis and this
 client share the machine's cores.
 
-    .venv/bin/python -m bench.fanout            (--runs N rounds, default 5; --watchers 1,10,100)
+    .venv/bin/python -m bench.fanout            (--runs N rounds, default 8; --watchers 1,10,100)
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ from bench.live import (
 TEXT_WORDS = 300
 TOOL_CALLS = 3
 WATCHERS = (1, 10, 100)
-ROUNDS = 5
+ROUNDS = 8  # turn times vary by ±20 % run to run on two cores: medians of fewer runs are noise
 WARMUP_WATCHERS = 10
 CONNECT_CONCURRENCY = 25
 PINGS = 200
@@ -410,7 +410,7 @@ async def main(redis_url: str, watcher_counts: tuple[int, ...], rounds: int) -> 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="One turn watched by many websockets over two daphne processes.")
-    parser.add_argument("--runs", type=int, default=ROUNDS, help="runs per watcher count (default 5)")
+    parser.add_argument("--runs", type=int, default=ROUNDS, help=f"runs per watcher count (default {ROUNDS})")
     parser.add_argument("--watchers", default=",".join(map(str, WATCHERS)), help="watcher counts (default 1,10,100)")
     arguments = parser.parse_args()
     redis_url = take_redis_url()  # only the servers use Redis; this process is a client

@@ -10,6 +10,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.consumer import get_handler_name
 
 from chat.actions.turns import check_client_message_id
 from chat.conf import copilot_setting
@@ -48,6 +49,17 @@ class SessionConsumer(AsyncWebsocketConsumer):
     session_id = ""
     cursor: EventCursor | None = None  # None until the client sends `resume`
     _progress: asyncio.Condition | None = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its per-message thread hop to close old database connections.
+
+        That hop cost every watcher a thread-pool round trip per event; here every database call goes
+        through `database_sync_to_async`, which closes old connections itself.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
 
     async def delivered(self, seq: int) -> None:
         """Returns once this socket has sent the event `seq` (or later)."""

@@ -14,6 +14,7 @@ from chat.conf import copilot_setting
 from chat.engine.adapter import TurnAdapter
 from chat.engine.options import turn_options
 from chat.engine.policy import TurnLimits, time_limit_reason
+from chat.engine.throttle import DeltaThrottle
 from chat.events import chunks
 from chat.events.chunks import INTERRUPTED, Chunk
 from chat.events.log import DurableWrite, InMemoryEventLog
@@ -58,6 +59,10 @@ class TurnRunner:
     final_seq: int | None = None  # the seq of this turn's `finish`, once appended
     time_limit_error: str = ""  # set when MAX_TURN_SECONDS stopped the turn
     _client: ClaudeSDKClient | None = None
+    _throttle: DeltaThrottle = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._throttle = DeltaThrottle(self._append, window=copilot_setting("DELTA_WINDOW_MS") / 1000)
 
     @property
     def log_prefix(self) -> str:
@@ -172,6 +177,7 @@ class TurnRunner:
             await self.emit(chunk)
         if error:
             await self.emit(chunks.error(error))
+        await self._throttle.close()
         sdk_session_id = self.adapter.sdk_session_id
 
         async def save_final_state(seq: int) -> bool:
@@ -187,6 +193,10 @@ class TurnRunner:
         logger.info("%s ended %s%s", self.log_prefix, status, f": {error}" if error else "")
 
     async def emit(self, chunk: Chunk) -> None:
+        """Append a chunk to the session's log; a burst of deltas is merged first (DeltaThrottle)."""
+        await self._throttle.put(chunk)
+
+    async def _append(self, chunk: Chunk) -> None:
         """Append one chunk to the session's log, with the durable write it implies (if any)."""
         if chunk["type"] == "finish-step":
             calls = self.adapter.tool_calls.values()

@@ -1,9 +1,9 @@
 """The session event log on Redis Streams, for any number of processes (used when REDIS_URL is set).
 
 Per session: `…:seq` holds the last seq, `…:events` is a stream whose entry ids are `<seq>-0`, and
-`…:lock` serialises writers across processes. An append takes two round trips: one Lua call that takes
-the lock and reads the seq, and one that adds the events, moves the seq and releases the lock. Both keys
-expire after EVENT_LOG_TTL_SECONDS without appends; the stream keeps the newest EVENT_LOG_MAX_EVENTS entries.
+`…:lock` serialises writers across processes. An append with a durable write takes two round trips: one
+Lua call that takes the lock and reads the seq, and one that adds the events, moves the seq and releases
+the lock; an append without one takes a single call while nobody holds the lock. The keys expire after EVENT_LOG_TTL_SECONDS without appends; the stream keeps the newest EVENT_LOG_MAX_EVENTS entries.
 """
 
 from __future__ import annotations
@@ -41,6 +41,20 @@ redis.call('set', KEYS[2], ARGV[2], 'PX', ARGV[3])
 redis.call('pexpire', KEYS[3], ARGV[3])
 redis.call('del', KEYS[1])
 return 1
+"""
+
+# One round trip for events without a durable write: 0 when the lock is held or the seq is not stored yet.
+APPEND_UNLOCKED = """
+if redis.call('exists', KEYS[1]) == 1 then return 0 end
+local last = redis.call('get', KEYS[2])
+if not last then return 0 end
+local first = tonumber(last) + 1
+for i = 3, #ARGV do
+  redis.call('xadd', KEYS[3], 'MAXLEN', ARGV[2], (first + i - 3) .. '-0', 'e', ARGV[i])
+end
+redis.call('set', KEYS[2], first + #ARGV - 3, 'PX', ARGV[1])
+redis.call('pexpire', KEYS[3], ARGV[1])
+return first
 """
 
 RELEASE = """
@@ -91,29 +105,49 @@ class RedisEventLog:
                      durable_write: DurableWrite | None = None) -> list[Event]:
         if not batch:
             return []
-        lock_key, seq_key, stream_key = self._keys(session_id)
-        token = uuid.uuid4().hex
         async with self._local_locks.setdefault(session_id, asyncio.Lock()):
-            stored = await self._acquire(session_id, token)
-            try:
-                last = stored if stored is not None else await self._seed_last_seq(session_id)
-                first = last + 1
-                if durable_write is not None and not await durable_write(first + len(batch) - 1):
-                    await self._client().eval(RELEASE, 1, lock_key, token)
-                    return []
-            except BaseException:
-                await asyncio.shield(self._client().eval(RELEASE, 1, lock_key, token))
-                raise
-            events = [Event(first + offset, session_id, turn_id, chunk) for offset, chunk in enumerate(batch)]
-            args: list = [token, events[-1].seq, int(copilot_setting("EVENT_LOG_TTL_SECONDS") * 1000),
-                          copilot_setting("EVENT_LOG_MAX_EVENTS")]
-            for event in events:
-                args += [f"{event.seq}-0", json.dumps({"turn_id": turn_id, "chunk": event.chunk})]
-            committed = await self._client().eval(COMMIT, 3, lock_key, seq_key, stream_key, *args)
-            if not committed:
-                raise LockTimeout(f"session {session_id}: the event log lock expired during an append")
+            first = 0
+            if durable_write is None:
+                first = await self._append_unlocked(session_id, turn_id, batch)
+            if not first:
+                first = await self._append_locked(session_id, turn_id, batch, durable_write)
+            if not first:
+                return []
+        events = [Event(first + offset, session_id, turn_id, chunk) for offset, chunk in enumerate(batch)]
         await publish(session_id, events)
         return events
+
+    async def _append_unlocked(self, session_id: str, turn_id: str | None, batch: list[Chunk]) -> int:
+        """Append in one round trip; returns the first seq, or 0 when the slow path must do it."""
+        bodies = [json.dumps({"turn_id": turn_id, "chunk": chunk}) for chunk in batch]
+        return await self._client().eval(APPEND_UNLOCKED, 3, *self._keys(session_id), self._ttl_ms(),
+                                         copilot_setting("EVENT_LOG_MAX_EVENTS"), *bodies)
+
+    async def _append_locked(self, session_id: str, turn_id: str | None, batch: list[Chunk],
+                             durable_write: DurableWrite | None) -> int:
+        """Append under the session's lock, with the durable write; returns the first seq, 0 when dropped."""
+        lock_key, seq_key, stream_key = self._keys(session_id)
+        token = uuid.uuid4().hex
+        stored = await self._acquire(session_id, token)
+        try:
+            last = stored if stored is not None else await self._seed_last_seq(session_id)
+            first = last + 1
+            if durable_write is not None and not await durable_write(first + len(batch) - 1):
+                await self._client().eval(RELEASE, 1, lock_key, token)
+                return 0
+        except BaseException:
+            await asyncio.shield(self._client().eval(RELEASE, 1, lock_key, token))
+            raise
+        args: list = [token, first + len(batch) - 1, self._ttl_ms(), copilot_setting("EVENT_LOG_MAX_EVENTS")]
+        for offset, chunk in enumerate(batch):
+            args += [f"{first + offset}-0", json.dumps({"turn_id": turn_id, "chunk": chunk})]
+        if not await self._client().eval(COMMIT, 3, lock_key, seq_key, stream_key, *args):
+            raise LockTimeout(f"session {session_id}: the event log lock expired during an append")
+        return first
+
+    @staticmethod
+    def _ttl_ms() -> int:
+        return int(copilot_setting("EVENT_LOG_TTL_SECONDS") * 1000)
 
     async def last_seq(self, session_id: str) -> int:
         stored = await self._client().get(self._keys(session_id)[1])

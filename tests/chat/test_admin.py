@@ -6,10 +6,8 @@ import asyncio
 import os
 import re
 import signal
-import tempfile
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
@@ -473,13 +471,15 @@ async def run_turn(session: ChatSession, text: str) -> list[dict]:
         return await watcher.until_finish()
 
 
-async def until_the_cli_wrote(text: str, *, sdk_session_id: str, timeout: float = 10) -> None:
-    """Wait until the CLI of a resumed conversation has written `text` into its transcript file, which the SDK
-    materialized from the store in a temporary folder: then it has also sent `text` on to be mirrored."""
-    pattern = f"claude-resume-*/projects/*/{sdk_session_id}.jsonl"
+async def until_the_store_has_an_open_tool_use(session, *, timeout: float = 10) -> None:
+    """Wait until the CLI's mirror of its transcript has reached the session store with the call's tool_use.
+
+    The CLI writes its transcript file first and mirrors it to the SDK in batches after; a CLI killed in
+    between leaves the store without the tool_use, which is not the case this test is about.
+    """
     async with asyncio.timeout(timeout):
-        while not any(text in path.read_text() for path in Path(tempfile.gettempdir()).glob(pattern)):
-            await asyncio.sleep(0.05)  # another process's file write cannot be awaited
+        while not await database_sync_to_async(open_tool_uses)(session):
+            await asyncio.sleep(0.05)  # written by the SDK as the CLI's batches arrive: nothing to await here
 
 
 @pytest.fixture
@@ -509,7 +509,7 @@ async def test_after_the_cli_died_mid_call_staff_repair_the_conversation_and_the
         await begin_turn(session=session, text=script({"text": "Waiting.", "tools": [hang]}),
                          client_message_id=uuid.uuid4())
         await hanging_block.wait()
-        await until_the_cli_wrote('"type":"tool_use"', sdk_session_id=session.sdk_session_id)
+        await until_the_store_has_an_open_tool_use(session)
         os.kill(running_turns._runners[str(session.id)].cli_pid, signal.SIGKILL)  # the CLI dies mid-call
         events = await watcher.until_finish()
     assert events[-2]["chunk"]["data"]["status"] == TurnStatus.FAILED

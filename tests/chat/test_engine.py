@@ -13,7 +13,6 @@ from channels.db import database_sync_to_async
 from agents.blocks import Block, register
 from chat.engine.registry import begin_turn, running_turns
 from chat.errors import TurnRunning
-from chat.events.chunks import INTERRUPTED
 from chat.models import Message, ToolCall, ToolCallStatus, Turn, TurnStatus
 from tests.factories import (
     EventWatcher,
@@ -73,7 +72,10 @@ async def test_text_only():
     session = await new_session()
     events, turn, calls = await run_turn(session, script({"text": "Just words, no tools."}))
     assert_turn_well_formed(events)
-    assert chunk_types(events) == ["start", "data-user-message", "start-step", "text-start"] + ["text-delta"] * 4 + [
+    types = chunk_types(events)
+    deltas = types.count("text-delta")
+    assert 1 <= deltas <= 4  # the model's four words, merged when they come fast (DELTA_WINDOW_MS)
+    assert types == ["start", "data-user-message", "start-step", "text-start"] + ["text-delta"] * deltas + [
         "text-end", "finish-step", "data-turn", "finish"]
     assert streamed_text(events) == "Just words, no tools."
     assert turn.status == TurnStatus.COMPLETED and turn.assistant_message.text == "Just words, no tools."
