@@ -4,7 +4,9 @@ Assume the model can be talked into anything. `decide` grants the copilot's own 
 tools, the latter only inside the session's workspace folder; it denies everything else unless the setting
 EXTRA_ALLOWED_TOOLS names it. `ToolGate` enforces those decisions for one turn, from both a PreToolUse hook
 (every call) and `can_use_tool` (every call the CLI would ask about); a denied call ends as an error result
-with the reason, is logged and counted, and the turn goes on.
+with the reason, is logged and counted (`record_denial`), and the turn goes on. A tool the policy does not grant
+is never loaded into the CLI, which refuses a call to it before any hook runs; the runner records that denial
+(`refused_by_cli`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ SUBAGENT_LIMIT = "subagent_limit"
 
 # Denied calls of this process by (tool name, kind): for monitoring and tests.
 denials: Counter[tuple[str, str]] = Counter()
+
+# What the CLI answers to a call of a tool it never loaded (then it may add why, e.g. "Bash is disabled …").
+CLI_NO_SUCH_TOOL = "No such tool available: {tool_name}"
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,27 @@ def decide(tool_name: str, tool_input: dict[str, Any], *, workspace: Path, turn_
         return Deny(SUBAGENT_LIMIT,
                     f"this turn has started {limits.max_subagent_tasks} sub-agent tasks, the most allowed")
     return Allow()
+
+
+def grants(tool_name: str, limits: TurnLimits) -> bool:
+    """Whether the policy lets the model use this tool at all; `decide` still checks each call of it."""
+    return tool_name in FILE_TOOLS or tool_name in COPILOT_TOOL_NAMES or tool_name in granted_extras(limits)
+
+
+def refused_by_cli(tool_name: str, error_text: str, limits: TurnLimits) -> Deny | None:
+    """The denial behind a call that ended with `error_text`, when the CLI refused it as a tool it never loaded
+    and the policy does not grant that tool. Such a call reaches no hook and no `can_use_tool`: no gate saw it.
+    """
+    if CLI_NO_SUCH_TOOL.format(tool_name=tool_name) not in error_text or grants(tool_name, limits):
+        return None
+    return Deny(NOT_GRANTED, error_text)
+
+
+def record_denial(session_id: str, turn_id: str, tool_name: str, denied: Deny) -> None:
+    """Log and count one denied call, whichever enforcement point refused it."""
+    denials[(tool_name, denied.kind)] += 1
+    logger.warning("session=%s turn=%s denied %s (%s): %s", session_id, turn_id, tool_name, denied.kind,
+                   denied.reason)
 
 
 def granted_extras(limits: TurnLimits) -> frozenset[str]:
@@ -207,9 +233,7 @@ class ToolGate:
         if tool_use_id:
             self.decisions[tool_use_id] = decision
         if isinstance(decision, Deny):
-            denials[(tool_name, decision.kind)] += 1
-            logger.warning("session=%s turn=%s denied %s (%s): %s", self.session_id, self.turn_id, tool_name,
-                           decision.kind, decision.reason)
+            record_denial(self.session_id, self.turn_id, tool_name, decision)
         return decision
 
     async def pre_tool_use(self, hook_input: Any, tool_use_id: str | None, context: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from chat.actions import turns as turn_actions
 from chat.conf import copilot_setting
 from chat.engine.adapter import TurnAdapter
 from chat.engine.options import turn_options
-from chat.engine.policy import TurnLimits, time_limit_reason
+from chat.engine.policy import TurnLimits, record_denial, refused_by_cli, time_limit_reason
 from chat.engine.throttle import DeltaThrottle
 from chat.events import chunks
 from chat.events.chunks import INTERRUPTED, Chunk
@@ -202,8 +202,23 @@ class TurnRunner:
             calls = self.adapter.tool_calls.values()
             logger.info("%s step ended: %d tool calls resolved, %d unresolved", self.log_prefix,
                         sum(call.ended for call in calls), sum(not call.ended for call in calls))
+        if chunk["type"] == "tool-output-error":
+            self._record_cli_refusal(chunk)
         await self.event_log.append(str(self.spec.session_id), str(self.spec.turn_id), [chunk],
                                     self._durable_write(chunk))
+
+    def _record_cli_refusal(self, chunk: Chunk) -> None:
+        """Log and count a call the CLI refused because the policy never let it load the tool.
+
+        The policy's gate never sees such a call, so this is its one record; calls the gate denied end with
+        another error text and are recorded by the gate.
+        """
+        state = self.adapter.tool_calls.get(chunk["toolCallId"])
+        if state is None:
+            return
+        denied = refused_by_cli(state.name, chunk["errorText"], TurnLimits.from_settings())
+        if denied is not None:
+            record_denial(str(self.spec.session_id), str(self.spec.turn_id), state.name, denied)
 
     def _durable_write(self, chunk: Chunk) -> DurableWrite | None:
         kind = chunk["type"]

@@ -1,16 +1,18 @@
-"""Unit tests of chat.engine.policy: the decision for each kind of call, and its enforcement for one turn."""
+"""Tests of chat.engine.policy: the decision for each kind of call, and its enforcement for one turn."""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from types import SimpleNamespace
 
 import pytest
 from claude_agent_sdk import PermissionResultAllow, PermissionResultDeny
 
 from chat.engine import policy
-from chat.engine.policy import Allow, Deny, ToolGate, TurnLimits, TurnState, builtin_tools, decide
+from chat.engine.policy import Allow, Deny, ToolGate, TurnLimits, TurnState, builtin_tools, decide, refused_by_cli
+from tests.factories import assert_turn_well_formed, script
 
 
 @pytest.fixture
@@ -213,3 +215,45 @@ async def test_allowed_sub_agent_tasks_count_towards_their_cap(workspace):
     first = await gate.pre_tool_use({"tool_name": "Agent", "tool_input": foreground}, "toolu_1", {})
     second = await gate.pre_tool_use({"tool_name": "Agent", "tool_input": foreground}, "toolu_2", {})
     assert first == {} and "sub-agent tasks" in second["hookSpecificOutput"]["permissionDecisionReason"]
+
+
+def test_a_cli_refusal_is_a_denial_only_for_a_tool_not_granted():
+    def no_such_tool(name: str) -> str:
+        return f"<tool_use_error>Error: No such tool available: {name}</tool_use_error>"
+
+    assert refused_by_cli("Bash", no_such_tool("Bash"), TurnLimits()) == Deny(policy.NOT_GRANTED, no_such_tool("Bash"))
+    # The gate's own denials end with another text; the gate has recorded them.
+    assert refused_by_cli("Bash", "PreToolUse:Bash hook error: Bash is not allowed", TurnLimits()) is None
+    # Granted, yet not loaded (no such MCP server): a failure, not the policy's denial.
+    granted = TurnLimits(extra_allowed_tools=frozenset({"mcp__other__x"}))
+    assert refused_by_cli("mcp__other__x", no_such_tool("mcp__other__x"), granted) is None
+    assert refused_by_cli("Read", "File does not exist.", TurnLimits()) is None
+
+
+# --- through the real SDK and CLI ---
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("no_turn_left_running")
+async def test_calls_the_cli_refuses_are_logged_and_counted_as_denials_and_the_turn_goes_on(chat, caplog):
+    denied_before = policy.denials.copy()
+
+    with caplog.at_level(logging.WARNING, logger="chat.engine.policy"):
+        result = await chat.run(script(
+            {"tools": [{"name": "Bash", "input": {"command": "ls"}},
+                       {"name": "WebFetch", "input": {"url": "http://127.0.0.1:9/", "prompt": "summarise"}},
+                       {"name": "Read", "input": {"file_path": "/etc/passwd"}}]},
+            {"text": "I will answer without them."}))
+
+    assert_turn_well_formed(result.events)
+    assert result.status() == "completed" and result.turn.assistant_message.text == "I will answer without them."
+    # Each call counted once: the CLI's refusals of Bash and WebFetch, and the gate's own denial of Read.
+    assert policy.denials - denied_before == Counter({("Bash", policy.NOT_GRANTED): 1,
+                                                      ("WebFetch", policy.NOT_GRANTED): 1,
+                                                      ("Read", policy.OUTSIDE_WORKSPACE): 1})
+    logged = [record.getMessage() for record in caplog.records if record.name == "chat.engine.policy"]
+    assert len(logged) == 3, logged
+    for tool in ["Bash", "WebFetch"]:
+        output = result.output_of(tool)
+        assert output["type"] == "tool-output-error" and f"No such tool available: {tool}" in output["errorText"]
+        assert f"session={chat.session.id} turn={result.turn.id} denied {tool} (not_granted): " \
+               f"{output['errorText']}" in logged
