@@ -13,6 +13,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.consumer import get_handler_name
 
 from chat.actions.turns import check_client_message_id
+from chat.backlog import SendBacklog, guard_send_backlog
 from chat.conf import copilot_setting
 from chat.engine.registry import begin_turn, stop_turn
 from chat.errors import ApplicationError, NotFound
@@ -48,6 +49,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
     session = None
     session_id = ""
     cursor: EventCursor | None = None  # None until the client sends `resume`
+    _backlog: SendBacklog | None = None
     _progress: asyncio.Condition | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -80,6 +82,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
             return
         self.session_id = str(self.session.id)
         self._progress = asyncio.Condition()
+        self._backlog = guard_send_backlog(self.base_send, max_bytes=copilot_setting("MAX_SEND_BACKLOG_BYTES"),
+                                           label=f"session={self.session_id}")
         _open_consumers.add(self)
         await self.channel_layer.group_add(session_group(self.session_id), self.channel_name)
 
@@ -106,7 +110,10 @@ class SessionConsumer(AsyncWebsocketConsumer):
             await self.send_json({"type": "error", "code": exc.code, "message": exc.message})
 
     async def send_json(self, content: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(content))
+        text = json.dumps(content)
+        if self._backlog is not None and not self._backlog.admit(len(text)):
+            return  # dropped: the client reconnects and resumes from its last seq
+        await self.send(text_data=text)
 
     # --- client frames ---
 
