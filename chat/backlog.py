@@ -1,4 +1,4 @@
-"""A bound on what a websocket may owe its client: a client that stops reading is dropped, not buffered for.
+"""A bound on what a websocket or an event stream may owe its client: one that stops reading is dropped.
 
 Twisted never blocks a write: what the client does not read waits in the server's memory. Registered as
 the connection's push producer, `SendBacklog` hears from Twisted when the connection's buffers are full
@@ -15,8 +15,10 @@ import logging
 import socket
 from typing import Any
 
-from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
+
+from chat.conf import copilot_setting
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +81,20 @@ class SendBacklog:
             self.waiting_bytes += nbytes
             if self.waiting_bytes > self._max_bytes:
                 self.dropped = True
-                logger.warning("%s: dropped a websocket whose client stopped reading (%d bytes waiting for it)",
+                logger.warning("%s: dropped the connection of a client that stopped reading (%d bytes waiting for it)",
                                self._label, self.waiting_bytes)
                 self._protocol.transport.abortConnection()
                 return False
         return True
+
+
+    def release(self) -> None:
+        """Give the connection back to the producer registered before (a response ended; it may serve more)."""
+        transport = self._protocol.transport
+        if transport.producer is self:
+            transport.unregisterProducer()
+            if self._previous is not None:
+                transport.registerProducer(self._previous, True)
 
 
 def guard_send_backlog(send: Any, *, max_bytes: int, label: str) -> SendBacklog | None:
@@ -92,3 +103,32 @@ def guard_send_backlog(send: Any, *, max_bytes: int, label: str) -> SendBacklog 
     if protocol is None or getattr(protocol, "transport", None) is None:
         return None
     return SendBacklog(protocol, max_bytes=max_bytes, label=label)
+
+
+class StreamingBacklogMiddleware:
+    """ASGI middleware: a streaming HTTP response (the SSE stream) gets a SendBacklog on its connection."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        backlog: SendBacklog | None = None
+
+        async def send_within_backlog(message: dict[str, Any]) -> None:
+            nonlocal backlog
+            if message["type"] == "http.response.body":
+                more_body = message.get("more_body", False)
+                if backlog is None and more_body:
+                    backlog = guard_send_backlog(send, max_bytes=copilot_setting("MAX_SEND_BACKLOG_BYTES"),
+                                                 label=scope["path"])
+                if backlog is not None:
+                    if not backlog.admit(len(message.get("body", b""))):
+                        return  # dropped: the server tells the app of the disconnect, which ends the stream
+                    if not more_body:
+                        backlog.release()
+            await send(message)
+
+        await self.app(scope, receive, send_within_backlog)

@@ -83,7 +83,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self.session_id = str(self.session.id)
         self._progress = asyncio.Condition()
         self._backlog = guard_send_backlog(self.base_send, max_bytes=copilot_setting("MAX_SEND_BACKLOG_BYTES"),
-                                           label=f"session={self.session_id}")
+                                           label=f"session={self.session_id} websocket")
         _open_consumers.add(self)
         await self.channel_layer.group_add(session_group(self.session_id), self.channel_name)
 

@@ -10,11 +10,12 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up)
 
 from chat.auth import TokenOrSessionAuthMiddleware  # noqa: E402
+from chat.backlog import StreamingBacklogMiddleware  # noqa: E402
 from chat.lifecycle import attach_to_daphne  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter({
-    "http": django_asgi_app,
+    "http": StreamingBacklogMiddleware(django_asgi_app),
     "websocket": TokenOrSessionAuthMiddleware(URLRouter(websocket_urlpatterns)),
 })
 

@@ -6,18 +6,18 @@ import base64
 import json
 import os
 import socket
-import struct
 
 import pytest
 import websockets
 from rest_framework.authtoken.models import Token
 
 from tests.conftest import ServerProcess
-from tests.factories import is_finish, make_session, make_user, receive_until, script, send_frame
+from tests.factories import is_finish, make_session, make_user, receive_until, script, send_frame, wait_tool
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
-BACKLOG_LIMIT = 128 * 1024
+BACKLOG_LIMIT = 64 * 1024
+CALLS = 15
 TCP_CLOSE = 7  # Linux tcp_info.tcpi_state
 
 
@@ -30,41 +30,51 @@ def small_backlog_server(django_db_setup, django_db_blocker, local_model, tmp_pa
 
 
 class StalledClient:
-    """A websocket client that resumes, then never reads again (a tiny receive buffer fills at once)."""
+    """A client that sends one request, then never reads again (a tiny receive buffer fills at once)."""
 
-    def __init__(self, port: int, session_id, token: str) -> None:
+    def __init__(self, port: int, request_head: str) -> None:
         self.socket = socket.socket()
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.socket.connect(("127.0.0.1", port))
+        self.socket.sendall(f"{request_head}Host: 127.0.0.1:{port}\r\n\r\n".encode())
+
+    @classmethod
+    def websocket(cls, port: int, session_id, token: str) -> StalledClient:
         key = base64.b64encode(os.urandom(16)).decode()
-        self.socket.sendall((f"GET /ws/sessions/{session_id}/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                             f"Authorization: Token {token}\r\n\r\n").encode())
+        client = cls(port, f"GET /ws/sessions/{session_id}/ HTTP/1.1\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                           f"Authorization: Token {token}\r\n")
         response = b""
         while b"\r\n\r\n" not in response:
-            response += self.socket.recv(1)  # byte by byte: leave the frames after the handshake unread
+            response += client.socket.recv(1)  # byte by byte: leave the frames after the handshake unread
         assert response.startswith(b"HTTP/1.1 101"), response
-        self.send_text(json.dumps({"type": "resume", "after_seq": 0}))
+        client.send_text(json.dumps({"type": "resume", "after_seq": 0}))
+        return client
+
+    @classmethod
+    def event_stream(cls, port: int, session_id, token: str) -> StalledClient:
+        return cls(port, f"GET /api/sessions/{session_id}/stream/ HTTP/1.1\r\nAuthorization: Token {token}\r\n")
 
     def send_text(self, text: str) -> None:
         payload, mask = text.encode(), os.urandom(4)
-        header = bytes([0x81, 0x80 | len(payload)]) if len(payload) < 126 else \
-            bytes([0x81, 0x80 | 126]) + struct.pack("!H", len(payload))
-        self.socket.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        assert len(payload) < 126
+        self.socket.sendall(bytes([0x81, 0x80 | len(payload)]) + mask +
+                            bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
 
     def reset_by_server(self) -> bool:
         state = self.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
         return state == TCP_CLOSE
 
 
-def big_turn(n: int) -> str:
-    """About 260 kB of events: the prompt is echoed, and four calls each carry 20 kB in and out."""
-    filler = "x" * 20_000
+def big_turn() -> str:
+    """About 650 kB of events from a 35 kB prompt: 15 calls whose outputs are 20 copies of their input.
+
+    (40 kB each: the CLI replaces a tool output over ~50 kB with a preview.)
+    """
     tools = [{"name": "mcp__copilot__run_block",
-              "input": {"block": "text", "input": {"template": f"{filler}{{n}}", "values": {"n": f"{n}.{i}"}}}}
-             for i in range(4)]
-    return script({"tools": tools}, {"text": f"Turn {n} " + "word " * 2_000})
+              "input": {"block": "text", "input": {"template": "{a}" * 20, "values": {"a": f"{i % 10}" * 2_000}}}}
+             for i in range(CALLS)]
+    return script({"tools": [wait_tool(0.5)]}, {"tools": tools}, {"text": "All written."})
 
 
 @pytest.fixture
@@ -73,22 +83,39 @@ def owner():
     return make_session(user), Token.objects.create(user=user).key
 
 
-async def test_a_client_that_stops_reading_is_dropped_and_the_reading_client_gets_every_turn(
-        small_backlog_server, owner):
+async def run_turn_watched(server, session, token) -> None:
+    """Send `big_turn` from a client that reads everything, and check that it got the whole turn."""
+    async with websockets.connect(f"{server.ws_url}/ws/sessions/{session.id}/",
+                                  additional_headers={"Authorization": f"Token {token}"}, max_size=None) as reader:
+        await reader.send(json.dumps({"type": "resume", "after_seq": 0}))
+        await reader.send(json.dumps(send_frame(big_turn())))
+        frames = await receive_until(reader, is_finish, timeout=60)
+    assert frames[-2]["chunk"]["data"]["status"] == "completed"
+    assert sum(f["chunk"]["type"] == "tool-output-available" for f in frames[1:]) == 1 + CALLS  # the wait, then the text calls
+
+
+async def test_a_websocket_client_that_stops_reading_is_dropped_and_the_turn_goes_on(small_backlog_server, owner):
     session, token = owner
-    stalled = StalledClient(small_backlog_server.port, session.id, token)
+    stalled = StalledClient.websocket(small_backlog_server.port, session.id, token)
     try:
-        async with websockets.connect(f"{small_backlog_server.ws_url}/ws/sessions/{session.id}/",
-                                      additional_headers={"Authorization": f"Token {token}"},
-                                      max_size=None) as reader:
-            await reader.send(json.dumps({"type": "resume", "after_seq": 0}))
-            for n in range(1, 6):
-                await reader.send(json.dumps(send_frame(big_turn(n))))
-                frames = await receive_until(reader, is_finish, timeout=60)
-                assert frames[-2]["chunk"]["data"]["status"] == "completed"
-                if stalled.reset_by_server():
-                    break
-            assert stalled.reset_by_server(), "the server still holds a connection whose client reads nothing"
-            assert n <= 3  # ~260 kB a turn; the kernel (256 kB), Twisted (64 kB) and the limit hold ~450 kB
+        await run_turn_watched(small_backlog_server, session, token)
+        assert stalled.reset_by_server(), "the server still holds a websocket whose client reads nothing"
     finally:
         stalled.socket.close()
+
+
+async def test_an_event_stream_client_that_stops_reading_is_dropped_and_the_turn_goes_on(
+        small_backlog_server, owner):
+    session, token = owner
+    async with websockets.connect(f"{small_backlog_server.ws_url}/ws/sessions/{session.id}/",
+                                  additional_headers={"Authorization": f"Token {token}"}, max_size=None) as reader:
+        await reader.send(json.dumps({"type": "resume", "after_seq": 0}))
+        await reader.send(json.dumps(send_frame(big_turn())))
+        await receive_until(reader, lambda frame: frame.get("type") == "ack")
+        stalled = StalledClient.event_stream(small_backlog_server.port, session.id, token)
+        try:
+            frames = await receive_until(reader, is_finish, timeout=60)
+            assert frames[-2]["chunk"]["data"]["status"] == "completed"
+            assert stalled.reset_by_server(), "the server still holds a stream whose client reads nothing"
+        finally:
+            stalled.socket.close()
