@@ -14,6 +14,7 @@ from agents.copilot_tools import SERVER_NAME, build_copilot_server
 from chat.conf import copilot_setting
 from chat.engine.policy import ToolGate, TurnLimits, TurnState, builtin_tools
 from chat.engine.session_store import DjangoSessionStore
+from chat.engine.whole_outputs import WholeOutputs
 
 logger = logging.getLogger("chat.engine.cli")
 
@@ -25,6 +26,10 @@ CLI_ENV_PASSTHROUGH = (
     "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS",
 )
+
+# The largest message the SDK reads from the CLI (its default is 1 MiB). A transcript batch of several
+# parallel calls with large outputs passes 1 MiB, and a message past the limit fails the whole turn.
+SDK_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 def model_environment() -> dict[str, str]:
@@ -66,7 +71,7 @@ def workspace_for(session_id: str) -> Path:
 
 
 def turn_options(*, session_id: str, sdk_session_id: str = "", turn_id: str = "",
-                 owner_id: int | None = None) -> ClaudeAgentOptions:
+                 owner_id: int | None = None, whole_outputs: WholeOutputs | None = None) -> ClaudeAgentOptions:
     Path(copilot_setting("CLI_HOME_DIR")).mkdir(parents=True, exist_ok=True)
     workspace = workspace_for(session_id)
     limits = TurnLimits.from_settings()
@@ -78,7 +83,7 @@ def turn_options(*, session_id: str, sdk_session_id: str = "", turn_id: str = ""
         tools=builtin_tools(limits),  # the file tools and what a setting grants; no shell, no web
         mcp_servers={SERVER_NAME: build_copilot_server(session_id=session_id, owner_id=owner_id)},
         strict_mcp_config=True,  # no other MCP server, whatever a config file in the workspace says
-        hooks=gate.hooks(),
+        hooks={**gate.hooks(), **(whole_outputs.hooks() if whole_outputs else {})},
         can_use_tool=gate.can_use_tool,
         include_partial_messages=True,
         setting_sources=[],
@@ -86,6 +91,7 @@ def turn_options(*, session_id: str, sdk_session_id: str = "", turn_id: str = ""
         resume=sdk_session_id or None,
         session_store=DjangoSessionStore(),  # the conversation continues in whichever process runs the next turn
         session_store_flush="eager",  # mirrored as it happens, so a process that dies mid-turn loses none of it
+        max_buffer_size=SDK_MAX_MESSAGE_BYTES,
         cli_path=str(CLI_WRAPPER),
         env=cli_environment(),
         stderr=lambda line: logger.info("session=%s cli: %s", session_id, line),

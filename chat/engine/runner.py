@@ -15,6 +15,7 @@ from chat.engine.adapter import TurnAdapter
 from chat.engine.options import turn_options
 from chat.engine.policy import TurnLimits, record_denial, refused_by_cli, time_limit_reason
 from chat.engine.throttle import DeltaThrottle
+from chat.engine.whole_outputs import WholeOutputs
 from chat.events import chunks
 from chat.events.chunks import INTERRUPTED, Chunk
 from chat.events.log import DurableWrite, InMemoryEventLog
@@ -53,6 +54,7 @@ class TurnRunner:
     adapter: TurnAdapter = field(
         default_factory=lambda: TurnAdapter(max_event_output_chars=copilot_setting("TOOL_OUTPUT_EVENT_CHARS")))
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    whole_outputs: WholeOutputs = field(default_factory=WholeOutputs)
     shutting_down: bool = False
     finished: bool = False
     cli_pid: int | None = None
@@ -106,7 +108,8 @@ class TurnRunner:
 
     async def _drive_sdk(self) -> None:
         options = turn_options(session_id=str(self.spec.session_id), sdk_session_id=self.spec.sdk_session_id,
-                               turn_id=str(self.spec.turn_id), owner_id=self.spec.owner_id)
+                               turn_id=str(self.spec.turn_id), owner_id=self.spec.owner_id,
+                               whole_outputs=self.whole_outputs)
         async with ClaudeSDKClient(options) as client:
             self._client = client
             process = getattr(getattr(client, "_transport", None), "_process", None)
@@ -116,6 +119,7 @@ class TurnRunner:
                 return
             await client.query(self.spec.prompt)
             async for message in client.receive_response():
+                message = await self.whole_outputs.restore(message)
                 for chunk in self.adapter.feed(message):
                     await self.emit(chunk)
                 if self.adapter.sdk_session_id and self.adapter.sdk_session_id != self.spec.sdk_session_id:
