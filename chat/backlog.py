@@ -39,6 +39,8 @@ def daphne_protocol(send: Any) -> Any | None:
 
 @implementer(IPushProducer)
 class SendBacklog:
+    """Counts what one connection owes its client while its buffers are full; aborts it past `max_bytes`."""
+
     def __init__(self, protocol: Any, *, max_bytes: int, label: str) -> None:
         self._protocol = protocol
         self._max_bytes = max_bytes
@@ -81,12 +83,11 @@ class SendBacklog:
             self.waiting_bytes += nbytes
             if self.waiting_bytes > self._max_bytes:
                 self.dropped = True
-                logger.warning("%s: dropped the connection of a client that stopped reading (%d bytes waiting for it)",
-                               self._label, self.waiting_bytes)
+                logger.warning("%s: dropped the connection of a client that stopped reading "
+                               "(%d bytes waiting for it)", self._label, self.waiting_bytes)
                 self._protocol.transport.abortConnection()
                 return False
         return True
-
 
     def release(self) -> None:
         """Give the connection back to the producer registered before (a response ended; it may serve more)."""

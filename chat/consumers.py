@@ -8,9 +8,9 @@ import logging
 import weakref
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.consumer import get_handler_name
 
 from chat.actions.turns import check_client_message_id
 from chat.backlog import SendBacklog, guard_send_backlog
@@ -109,8 +109,9 @@ class SessionConsumer(AsyncWebsocketConsumer):
         except ApplicationError as exc:
             await self.send_json({"type": "error", "code": exc.code, "message": exc.message})
 
-    async def send_json(self, content: dict[str, Any]) -> None:
-        text = json.dumps(content)
+    async def send_json(self, content: dict[str, Any], text: str | None = None) -> None:
+        """Send `content`; `text` is its JSON when already made."""
+        text = text or json.dumps(content)
         if self._backlog is not None and not self._backlog.admit(len(text)):
             return  # dropped: the client reconnects and resumes from its last seq
         await self.send(text_data=text)
@@ -145,9 +146,10 @@ class SessionConsumer(AsyncWebsocketConsumer):
 
     async def chat_events(self, message: dict[str, Any]) -> None:
         if self.cursor is not None:
-            await self._send_in_order(self.cursor.accept(message["events"]))
+            texts = dict(zip((frame["seq"] for frame in message["events"]), message.get("texts", ())))
+            await self._send_in_order(self.cursor.accept(message["events"]), texts)
 
-    async def _send_in_order(self, frames_to_send) -> None:
+    async def _send_in_order(self, frames_to_send, texts: dict[int, str] | None = None) -> None:
         try:
             frames = await frames_to_send
         except SnapshotNeeded:
@@ -156,7 +158,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             self.cursor.delivered_seq = snapshot["last_seq"]
             frames = await self.cursor.catch_up()
         for frame in frames:
-            await self.send_json(frame)
+            await self.send_json(frame, texts.get(frame["seq"]) if texts else None)
         if frames:
             async with self._progress:
                 self._progress.notify_all()

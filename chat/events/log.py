@@ -1,13 +1,15 @@
 """The session event log: the one place that assigns `seq`, keeps recent events and publishes them.
 
-`InMemoryEventLog` serves one process (the default); `RedisEventLog` (redis_log.py) any number. Events are appended under a per-session lock;
-a durable write that goes with an event is made inside that lock, with the event's seq, before the
-event is kept and published — so the database never lags the log a client can read.
+`InMemoryEventLog` serves one process (the default); `RedisEventLog` (redis_log.py) any number. Events
+are appended under a per-session lock; a durable write that goes with an event is made inside that lock,
+with the event's seq, before the event is kept and published — so the database never lags the log a
+client can read.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -97,8 +99,10 @@ async def publish(session_id: str, events: list[Event]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    await layer.group_send(session_group(session_id),
-                           {"type": "chat.events", "events": [event.frame() for event in events]})
+    frames = [event.frame() for event in events]
+    # Each frame also as JSON, made once here rather than once per watching socket.
+    await layer.group_send(session_group(session_id), {"type": "chat.events", "events": frames,
+                                                       "texts": [json.dumps(frame) for frame in frames]})
 
 
 _event_log = None

@@ -3,7 +3,8 @@
 Per session: `…:seq` holds the last seq, `…:events` is a stream whose entry ids are `<seq>-0`, and
 `…:lock` serialises writers across processes. An append with a durable write takes two round trips: one
 Lua call that takes the lock and reads the seq, and one that adds the events, moves the seq and releases
-the lock; an append without one takes a single call while nobody holds the lock. The keys expire after EVENT_LOG_TTL_SECONDS without appends; the stream keeps the newest EVENT_LOG_MAX_EVENTS entries.
+the lock; an append without one takes a single call while nobody holds the lock. The keys expire after
+EVENT_LOG_TTL_SECONDS without appends; the stream keeps the newest EVENT_LOG_MAX_EVENTS entries.
 """
 
 from __future__ import annotations

@@ -83,15 +83,19 @@ def owner():
     return make_session(user), Token.objects.create(user=user).key
 
 
-async def run_turn_watched(server, session, token) -> None:
-    """Send `big_turn` from a client that reads everything, and check that it got the whole turn."""
+async def run_turn_watched(server, session, token, *, once_started=lambda: None) -> None:
+    """Send `big_turn` from a client that reads everything (calling `once_started` after its ack), and check
+    that this client got the whole turn."""
     async with websockets.connect(f"{server.ws_url}/ws/sessions/{session.id}/",
                                   additional_headers={"Authorization": f"Token {token}"}, max_size=None) as reader:
         await reader.send(json.dumps({"type": "resume", "after_seq": 0}))
         await reader.send(json.dumps(send_frame(big_turn())))
+        await receive_until(reader, lambda frame: frame.get("type") == "ack")
+        once_started()
         frames = await receive_until(reader, is_finish, timeout=60)
     assert frames[-2]["chunk"]["data"]["status"] == "completed"
-    assert sum(f["chunk"]["type"] == "tool-output-available" for f in frames[1:]) == 1 + CALLS  # the wait, then the text calls
+    outputs = sum(frame["chunk"]["type"] == "tool-output-available" for frame in frames)
+    assert outputs == 1 + CALLS  # the wait, then the text calls
 
 
 async def test_a_websocket_client_that_stops_reading_is_dropped_and_the_turn_goes_on(small_backlog_server, owner):
@@ -107,15 +111,11 @@ async def test_a_websocket_client_that_stops_reading_is_dropped_and_the_turn_goe
 async def test_an_event_stream_client_that_stops_reading_is_dropped_and_the_turn_goes_on(
         small_backlog_server, owner):
     session, token = owner
-    async with websockets.connect(f"{small_backlog_server.ws_url}/ws/sessions/{session.id}/",
-                                  additional_headers={"Authorization": f"Token {token}"}, max_size=None) as reader:
-        await reader.send(json.dumps({"type": "resume", "after_seq": 0}))
-        await reader.send(json.dumps(send_frame(big_turn())))
-        await receive_until(reader, lambda frame: frame.get("type") == "ack")
-        stalled = StalledClient.event_stream(small_backlog_server.port, session.id, token)
-        try:
-            frames = await receive_until(reader, is_finish, timeout=60)
-            assert frames[-2]["chunk"]["data"]["status"] == "completed"
-            assert stalled.reset_by_server(), "the server still holds a stream whose client reads nothing"
-        finally:
-            stalled.socket.close()
+    stalled = []  # the stream answers 204 while no turn runs: it is opened once the turn has started
+    try:
+        await run_turn_watched(small_backlog_server, session, token, once_started=lambda: stalled.append(
+            StalledClient.event_stream(small_backlog_server.port, session.id, token)))
+        assert stalled[0].reset_by_server(), "the server still holds a stream whose client reads nothing"
+    finally:
+        for client in stalled:
+            client.socket.close()
