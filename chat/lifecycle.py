@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 
+from agents.reports import report_relay
 from chat.consumers import wait_for_delivery
 from chat.engine.reaper import reap_periodically
 from chat.engine.registry import running_turns
@@ -52,6 +53,7 @@ async def stop_everything() -> None:
         task.cancel()
     await asyncio.gather(*_background, return_exceptions=True)
     _background.clear()
+    await report_relay.stop()
     final_seqs = await running_turns.shutdown()
     # Let open sockets send each interrupted turn's `finish` before the server closes them.
     await wait_for_delivery(final_seqs, timeout=DRAIN_SECONDS)
