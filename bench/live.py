@@ -83,7 +83,7 @@ class DaphneServer:
     """A daphne process serving copilot on the benchmark's database, as tests/conftest.py ServerProcess does."""
 
     def __init__(self, *, name: str, local_model_url: str, var_dir: Path, workspaces_dir: Path,
-                 redis_url: str = "") -> None:
+                 redis_url: str = "", extra_env: dict[str, str] | None = None) -> None:
         self.name = name
         self.port = free_port()
         server_var = var_dir / f"server-{name}"
@@ -96,7 +96,8 @@ class DaphneServer:
                "DJANGO_SETTINGS_MODULE": "bench.server_settings",
                # Redis keys of this benchmark (event logs, rate counters) apart from any other user of this Redis.
                "COPILOT_REDIS_PREFIX": redis_prefix(),
-               "REDIS_URL": redis_url}  # "": the in-memory event log and channel layer
+               "REDIS_URL": redis_url,  # "": the in-memory event log and channel layer
+               **(extra_env or {})}
         self.log_path = server_var / f"daphne-{self.port}.log"
         self._log = open(self.log_path, "w")
         self.process = subprocess.Popen(

@@ -109,8 +109,8 @@ async def reconnect(server: DaphneServer, session_id: str, token: str, *, after_
         await socket.close()
     if count != expected or (expected and (event_seq(first_raw) != after_seq + 1
                                            or event_seq(last_raw) != after_seq + expected)):
-        raise RuntimeError(f"{server.name}: replayed {count} events (seqs {event_seq(first_raw)}..{event_seq(last_raw)}),"
-                           f" expected {expected} after seq {after_seq}")
+        raise RuntimeError(f"{server.name}: replayed {count} events (seqs {event_seq(first_raw)}.."
+                           f"{event_seq(last_raw)}), expected {expected} after seq {after_seq}")
     return Reconnect(opened - started, first and first - started, last and last - started, live - started,
                      count, nbytes)
 
@@ -178,6 +178,8 @@ async def fill_memory_logs(server, user, token, sizes, max_events: int) -> dict[
             raise RuntimeError(f"the turn made {len(events)} events, more than the log keeps ({max_events})")
         print(f"  filled memory log: {len(events)} events by one scripted turn of {size - overhead} words "
               f"({took:.1f} s, {len(events) / took:,.0f} events/s through the CLI and the engine)", flush=True)
+        if abs(len(events) - size) > size // 100:
+            raise RuntimeError(f"the turn made {len(events)} events, not the {size} this row is about")
         filled[size] = (str(session.id), len(events))
     return filled
 
@@ -307,7 +309,9 @@ async def main(redis_url: str, sizes: tuple[int, ...], reconnects: int) -> None:
     redis_sessions: list[str] = []
     results = {}
     try:
-        memory = DaphneServer(name="memory", local_model_url=model_url, var_dir=var, workspaces_dir=var / "workspaces")
+        # One event per word, so a turn of N words fills the log with ~N events (no merging of fast deltas).
+        memory = DaphneServer(name="memory", local_model_url=model_url, var_dir=var, workspaces_dir=var / "workspaces",
+                              extra_env={"COPILOT_DELTA_WINDOW_MS": "0"})
         servers.append(memory)
         redis_server = DaphneServer(name="redis", local_model_url=model_url, var_dir=var,
                                     workspaces_dir=var / "workspaces", redis_url=redis_url)

@@ -182,7 +182,7 @@ COPILOT = {
     "STUCK_TOOL_CALL_SECONDS": 600,  # the admin calls a tool call running longer than this "stuck"
     "TOOL_OUTPUT_EVENT_CHARS": 64 * 1024,
     # Deltas of the answer that come faster than this are merged: one frame per window per watcher, not per token.
-    "DELTA_WINDOW_MS": 50,
+    "DELTA_WINDOW_MS": int(os.environ.get("COPILOT_DELTA_WINDOW_MS", "50")),
     # The tool policy (chat/engine/policy.py): tools granted beyond the copilot's own and the workspace file tools
     # (e.g. ["Bash"], only for a trusted local install), and what one turn may use.
     "EXTRA_ALLOWED_TOOLS": [],
