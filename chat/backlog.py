@@ -2,14 +2,17 @@
 
 Twisted never blocks a write: what the client does not read waits in the server's memory. Registered as
 the connection's push producer, `SendBacklog` hears from Twisted when the connection's buffers are full
-(`pauseProducing`) and when they drained (`resumeProducing`); frames sent in between are counted, and
-past the limit the connection is aborted. The client resumes from its last seq when it reconnects.
-The producer registered before (Twisted's HTTP channel, which the websocket was upgraded from) keeps
-hearing every call.
+(`pauseProducing`) and when they drained (`resumeProducing`). Frames written in between are counted; past
+MAX_SEND_BACKLOG_BYTES the sender waits for the client to catch up, and a client that has not caught up
+within SEND_BACKLOG_GRACE_SECONDS is dropped. A client reading at full speed always catches up, however
+much is sent in one go (a long replay); it resumes from its last seq when it reconnects after a drop.
+The producer registered before (Twisted's HTTP channel, which the connection began as) keeps hearing
+every call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import socket
@@ -22,13 +25,13 @@ from chat.conf import copilot_setting
 
 logger = logging.getLogger(__name__)
 
-# The kernel's send buffer of a websocket, fixed instead of autotuned (up to 4 MB on Linux), so that it
-# too holds only a bounded amount for a client that stopped reading. Linux doubles the value given.
+# The kernel's send buffer of a guarded connection, fixed instead of autotuned (up to 4 MB on Linux), so
+# that it too holds only a bounded amount for a client that stopped reading. Linux doubles the value given.
 KERNEL_SEND_BUFFER_BYTES = 128 * 1024
 
 
 def daphne_protocol(send: Any) -> Any | None:
-    """The daphne websocket protocol behind a consumer's ASGI `send`; None under other servers.
+    """The daphne protocol behind an application's ASGI `send`; None under other servers.
 
     Daphne hands each application `functools.partial(server.handle_reply, protocol)` as its `send`.
     """
@@ -39,75 +42,88 @@ def daphne_protocol(send: Any) -> Any | None:
 
 @implementer(IPushProducer)
 class SendBacklog:
-    """Counts what one connection owes its client while its buffers are full; aborts it past `max_bytes`."""
+    """What one connection owes its client while its buffers are full, and the drop of a client that stalls."""
 
-    def __init__(self, protocol: Any, *, max_bytes: int, label: str) -> None:
-        self._protocol = protocol
+    def __init__(self, transport: Any, *, max_bytes: int, grace_seconds: float, label: str) -> None:
+        self._transport = transport
         self._max_bytes = max_bytes
+        self._grace_seconds = grace_seconds
         self._label = label
-        self.paused = False
+        self._drained = asyncio.Event()
+        self._drained.set()
         self.waiting_bytes = 0
         self.dropped = False
-        transport = protocol.transport
-        transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER_BYTES)
         self._previous = transport.producer if transport.streamingProducer else None
         if transport.producer is not None:
             transport.unregisterProducer()
         transport.registerProducer(self, True)
 
+    @property
+    def paused(self) -> bool:
+        return not self._drained.is_set()
+
     def pauseProducing(self) -> None:  # the client reads slower than we send
-        self.paused = True
+        self._drained.clear()
         if self._previous is not None:
             self._previous.pauseProducing()
 
     def resumeProducing(self) -> None:  # it caught up
-        self.paused = False
+        self._drained.set()
         self.waiting_bytes = 0
         if self._previous is not None:
             self._previous.resumeProducing()
 
     def stopProducing(self) -> None:  # the connection is gone
-        self.paused = False
+        self._drained.set()
         if self._previous is not None:
             self._previous.stopProducing()
 
-    def admit(self, nbytes: int) -> bool:
-        """Whether a frame of `nbytes` may be written now; False once the connection is dropped.
-
-        Frames written while the buffers are full count against the limit; past it the connection is
-        aborted. (A single large frame may fill the buffers: it is not counted against a reader.)
-        """
+    async def admit(self, nbytes: int) -> bool:
+        """Whether a frame of `nbytes` may be written now (waiting for the client if it is far behind);
+        False once the connection is dropped."""
         if self.dropped:
             return False
         if self.paused:
             self.waiting_bytes += nbytes
             if self.waiting_bytes > self._max_bytes:
-                self.dropped = True
-                logger.warning("%s: dropped the connection of a client that stopped reading "
-                               "(%d bytes waiting for it)", self._label, self.waiting_bytes)
-                self._protocol.transport.abortConnection()
-                return False
-        return True
+                try:
+                    await asyncio.wait_for(self._drained.wait(), self._grace_seconds)
+                except TimeoutError:
+                    self._drop()
+                    return False
+        return not self.dropped
+
+    def _drop(self) -> None:
+        if self.dropped:
+            return
+        self.dropped = True
+        logger.warning("%s: dropped the connection of a client that stopped reading (%d bytes waiting for it)",
+                       self._label, self.waiting_bytes)
+        self._transport.abortConnection()
 
     def release(self) -> None:
         """Give the connection back to the producer registered before (a response ended; it may serve more)."""
-        transport = self._protocol.transport
-        if transport.producer is self:
-            transport.unregisterProducer()
+        if self._transport.producer is self:
+            self._transport.unregisterProducer()
             if self._previous is not None:
-                transport.registerProducer(self._previous, True)
+                self._transport.registerProducer(self._previous, True)
 
 
-def guard_send_backlog(send: Any, *, max_bytes: int, label: str) -> SendBacklog | None:
-    """A SendBacklog on the connection behind `send` (None when no daphne protocol is behind it)."""
+def guard_send_backlog(send: Any, *, label: str) -> SendBacklog | None:
+    """A SendBacklog on the TCP connection behind `send`; None when there is none to guard (another server,
+    a connection already gone, a transport that is not a plain TCP socket)."""
     protocol = daphne_protocol(send)
-    if protocol is None or getattr(protocol, "transport", None) is None:
+    transport = getattr(protocol, "transport", None)
+    try:
+        transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, KERNEL_SEND_BUFFER_BYTES)
+        return SendBacklog(transport, max_bytes=copilot_setting("MAX_SEND_BACKLOG_BYTES"),
+                           grace_seconds=copilot_setting("SEND_BACKLOG_GRACE_SECONDS"), label=label)
+    except (AttributeError, OSError, RuntimeError):
         return None
-    return SendBacklog(protocol, max_bytes=max_bytes, label=label)
 
 
 class StreamingBacklogMiddleware:
-    """ASGI middleware: a streaming HTTP response (the SSE stream) gets a SendBacklog on its connection."""
+    """ASGI middleware: an event stream response (`text/event-stream`) gets a SendBacklog on its connection."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -120,16 +136,18 @@ class StreamingBacklogMiddleware:
 
         async def send_within_backlog(message: dict[str, Any]) -> None:
             nonlocal backlog
-            if message["type"] == "http.response.body":
-                more_body = message.get("more_body", False)
-                if backlog is None and more_body:
-                    backlog = guard_send_backlog(send, max_bytes=copilot_setting("MAX_SEND_BACKLOG_BYTES"),
-                                                 label=scope["path"])
-                if backlog is not None:
-                    if not backlog.admit(len(message.get("body", b""))):
-                        return  # dropped: the server tells the app of the disconnect, which ends the stream
-                    if not more_body:
-                        backlog.release()
+            if message["type"] == "http.response.start" and is_event_stream(message):
+                backlog = guard_send_backlog(send, label=scope["path"])
+            elif message["type"] == "http.response.body" and backlog is not None:
+                if not await backlog.admit(len(message.get("body", b""))):
+                    return  # dropped: the server tells the app of the disconnect, which ends the stream
+                if not message.get("more_body", False):
+                    backlog.release()
             await send(message)
 
         await self.app(scope, receive, send_within_backlog)
+
+
+def is_event_stream(response_start: dict[str, Any]) -> bool:
+    return any(name.lower() == b"content-type" and value.startswith(b"text/event-stream")
+               for name, value in response_start.get("headers", []))

@@ -82,8 +82,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             return
         self.session_id = str(self.session.id)
         self._progress = asyncio.Condition()
-        self._backlog = guard_send_backlog(self.base_send, max_bytes=copilot_setting("MAX_SEND_BACKLOG_BYTES"),
-                                           label=f"session={self.session_id} websocket")
+        self._backlog = guard_send_backlog(self.base_send, label=f"session={self.session_id} websocket")
         _open_consumers.add(self)
         await self.channel_layer.group_add(session_group(self.session_id), self.channel_name)
 
@@ -112,7 +111,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
     async def send_json(self, content: dict[str, Any], text: str | None = None) -> None:
         """Send `content`; `text` is its JSON when already made."""
         text = text or json.dumps(content)
-        if self._backlog is not None and not self._backlog.admit(len(text)):
+        if self._backlog is not None and not await self._backlog.admit(len(text)):
             return  # dropped: the client reconnects and resumes from its last seq
         await self.send(text_data=text)
 

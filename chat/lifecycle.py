@@ -53,7 +53,7 @@ async def stop_everything() -> None:
         task.cancel()
     await asyncio.gather(*_background, return_exceptions=True)
     _background.clear()
-    await report_relay.stop()
     final_seqs = await running_turns.shutdown()
+    await report_relay.stop()  # after the turns: a tool of an ending turn may have started it again
     # Let open sockets send each interrupted turn's `finish` before the server closes them.
     await wait_for_delivery(final_seqs, timeout=DRAIN_SECONDS)

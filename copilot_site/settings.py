@@ -176,8 +176,10 @@ COPILOT = {
     "RATE_LIMITS": {"frames": (60, 1), "resumes": (20, 10), "turns": (20, 60)},
     "MAX_RUNNING_TURNS_PER_USER": 3,
     "HEARTBEAT_SECONDS": 15,
-    # A websocket whose client stopped reading is dropped once this much waits for it (chat/backlog.py).
+    # A socket or event stream whose client stopped reading: once this much waits for it, the server waits
+    # for the client to catch up, and drops the connection if it has not within the grace (chat/backlog.py).
     "MAX_SEND_BACKLOG_BYTES": int(os.environ.get("COPILOT_MAX_SEND_BACKLOG_BYTES", str(4 * 1024 * 1024))),
+    "SEND_BACKLOG_GRACE_SECONDS": float(os.environ.get("COPILOT_SEND_BACKLOG_GRACE_SECONDS", "10")),
     "STALE_TURN_SECONDS": 60,
     "STUCK_TOOL_CALL_SECONDS": 600,  # the admin calls a tool call running longer than this "stuck"
     "TOOL_OUTPUT_EVENT_CHARS": 64 * 1024,

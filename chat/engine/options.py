@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import claude_agent_sdk
-from claude_agent_sdk import ClaudeAgentOptions
+from claude_agent_sdk import ClaudeAgentOptions, HookMatcher
 
 from agents.copilot_tools import SERVER_NAME, build_copilot_server
 from chat.conf import copilot_setting
@@ -70,6 +70,14 @@ def workspace_for(session_id: str) -> Path:
     return path
 
 
+def merged_hooks(*hook_sets: dict[str, list[HookMatcher]]) -> dict[str, list[HookMatcher]]:
+    merged: dict[str, list[HookMatcher]] = {}
+    for hooks in hook_sets:
+        for event, matchers in hooks.items():
+            merged.setdefault(event, []).extend(matchers)
+    return merged
+
+
 def turn_options(*, session_id: str, sdk_session_id: str = "", turn_id: str = "",
                  owner_id: int | None = None, whole_outputs: WholeOutputs | None = None) -> ClaudeAgentOptions:
     Path(copilot_setting("CLI_HOME_DIR")).mkdir(parents=True, exist_ok=True)
@@ -83,7 +91,7 @@ def turn_options(*, session_id: str, sdk_session_id: str = "", turn_id: str = ""
         tools=builtin_tools(limits),  # the file tools and what a setting grants; no shell, no web
         mcp_servers={SERVER_NAME: build_copilot_server(session_id=session_id, owner_id=owner_id)},
         strict_mcp_config=True,  # no other MCP server, whatever a config file in the workspace says
-        hooks={**gate.hooks(), **(whole_outputs.hooks() if whole_outputs else {})},
+        hooks=merged_hooks(gate.hooks(), whole_outputs.hooks() if whole_outputs else {}),
         can_use_tool=gate.can_use_tool,
         include_partial_messages=True,
         setting_sources=[],

@@ -119,13 +119,17 @@ class TurnRunner:
                 return
             await client.query(self.spec.prompt)
             async for message in client.receive_response():
-                message = await self.whole_outputs.restore(message)
+                message = await self.whole_outputs.restore(message, self._is_mcp_call)
                 for chunk in self.adapter.feed(message):
                     await self.emit(chunk)
                 if self.adapter.sdk_session_id and self.adapter.sdk_session_id != self.spec.sdk_session_id:
                     self.spec.sdk_session_id = self.adapter.sdk_session_id
                     await record_sdk_session(session_id=self.spec.session_id, sdk_session_id=self.spec.sdk_session_id)
         self._client = None
+
+    def _is_mcp_call(self, tool_use_id: str) -> bool:
+        state = self.adapter.tool_calls.get(tool_use_id)
+        return state is not None and state.name.startswith("mcp__")
 
     async def request_stop(self) -> None:
         """Ask the SDK to interrupt the turn; the run loop then ends it as stopped."""
@@ -173,6 +177,7 @@ class TurnRunner:
         if self.finished:
             return
         self.finished = True
+        await self._throttle.close()  # what it holds goes first; a failure it kept is logged, not raised here
         for chunk in self.adapter.close():
             await self.emit(chunk)
         for tool_call_id in self.adapter.open_tool_call_ids():
@@ -181,7 +186,6 @@ class TurnRunner:
             await self.emit(chunk)
         if error:
             await self.emit(chunks.error(error))
-        await self._throttle.close()
         sdk_session_id = self.adapter.sdk_session_id
 
         async def save_final_state(seq: int) -> bool:

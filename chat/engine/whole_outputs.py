@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from claude_agent_sdk import HookMatcher, ToolResultBlock, UserMessage
@@ -54,13 +55,17 @@ class WholeOutputs:
             return None
         return self._outputs.pop(tool_use_id, None)
 
-    async def restore(self, message: Any) -> Any:
-        """`message` with each shortened tool result replaced by the tool's whole output, when known."""
+    async def restore(self, message: Any, is_mcp_call: Callable[[str], bool]) -> Any:
+        """`message` with each shortened result of an MCP call replaced by the tool's whole output, when known.
+
+        (Only MCP calls: the hook keeps no other tool's output, so there is nothing to wait for.)
+        """
         if not isinstance(message, UserMessage) or not isinstance(message.content, list):
             return message
         blocks, restored = [], False
         for block in message.content:
-            if isinstance(block, ToolResultBlock) and is_persisted_preview(block.content):
+            if (isinstance(block, ToolResultBlock) and is_persisted_preview(block.content)
+                    and is_mcp_call(block.tool_use_id)):
                 whole = await self.whole_output(block.tool_use_id, timeout=HOOK_WAIT_SECONDS)
                 if whole is not None:
                     block, restored = dataclasses.replace(block, content=whole), True

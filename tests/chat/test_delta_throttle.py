@@ -107,3 +107,21 @@ async def test_a_model_slower_than_the_window_gets_every_word_as_its_own_delta(c
     assert streamed_text(events) == text
     assert [e["chunk"]["delta"] for e in events if e["chunk"]["type"] == "text-delta"] == [
         "slow ", "words ", "keep ", "their ", "own ", "frames"]
+
+
+async def test_a_held_delta_that_failed_to_go_out_does_not_stop_the_turn_from_closing():
+    sent, failed = [], asyncio.Event()
+
+    async def flaky(chunk: dict) -> None:  # the event log fails once, for the held delta only
+        if chunk["delta"] == "held":
+            failed.set()
+            raise ConnectionError("the event log was briefly unreachable")
+        sent.append(chunk)
+
+    throttle = DeltaThrottle(flaky, window=0.05)
+    await throttle.put(delta("t1", "first"))
+    await throttle.put(delta("t1", "held"))
+    await failed.wait()
+    await throttle.close()  # logs the failure: a turn's _finish closes the throttle first, then ends the turn
+    await throttle.put(delta("t1", "after"))
+    assert [chunk["delta"] for chunk in sent] == ["first", "after"]

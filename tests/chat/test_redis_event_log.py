@@ -100,3 +100,20 @@ async def test_a_dropped_durable_write_appends_nothing_and_the_next_append_takes
         assert [e.seq for e in await log.read_after(session_id, 3)] == [4]
     finally:
         await log.close()
+
+
+async def test_an_append_without_a_durable_write_takes_no_lock_once_the_seq_is_stored(monkeypatch):
+    log = new_log(seeded_at=10)
+    session_id = str(uuid.uuid4())
+    try:
+        await log.append(session_id, "turn", [text(0)])  # the first append seeds and stores the seq
+
+        async def no_lock(*args, **kwargs):
+            raise AssertionError("a plain append took the session lock")
+
+        monkeypatch.setattr(log, "_acquire", no_lock)
+        events = await log.append(session_id, "turn", [text(1), text(2)])
+        assert [event.seq for event in events] == [12, 13]
+        assert [e.seq for e in await log.read_after(session_id, 10)] == [11, 12, 13]
+    finally:
+        await log.close()

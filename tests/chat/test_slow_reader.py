@@ -1,12 +1,16 @@
-"""A client that stops reading is dropped once too much waits for it; the turn and other clients go on."""
+"""A client that stops reading is dropped once too much waits for it too long; the turn and other clients go on,
+and a client that reads at full speed is never dropped, however much it is sent at once."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import socket
+import time
 
+import httpx
 import pytest
 import websockets
 from rest_framework.authtoken.models import Token
@@ -24,7 +28,8 @@ TCP_CLOSE = 7  # Linux tcp_info.tcpi_state
 @pytest.fixture(scope="module")
 def small_backlog_server(django_db_setup, django_db_blocker, local_model, tmp_path_factory):
     server = ServerProcess(local_model_url=local_model.url, var_dir=tmp_path_factory.mktemp("daphne-backlog"),
-                           extra_env={"COPILOT_MAX_SEND_BACKLOG_BYTES": str(BACKLOG_LIMIT)})
+                           extra_env={"COPILOT_MAX_SEND_BACKLOG_BYTES": str(BACKLOG_LIMIT),
+                                      "COPILOT_SEND_BACKLOG_GRACE_SECONDS": "1"})
     yield server
     server.stop()
 
@@ -65,6 +70,15 @@ class StalledClient:
         state = self.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
         return state == TCP_CLOSE
 
+    async def until_reset_by_server(self, timeout: float = 10) -> bool:
+        """Whether the server resets the connection within `timeout` (its grace is 1 s here)."""
+        deadline = time.monotonic() + timeout
+        while not self.reset_by_server():
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.05)  # the state of a TCP connection: nothing to await
+        return True
+
 
 def big_turn() -> str:
     """About 650 kB of events from a 35 kB prompt: 15 calls whose outputs are 20 copies of their input.
@@ -103,7 +117,7 @@ async def test_a_websocket_client_that_stops_reading_is_dropped_and_the_turn_goe
     stalled = StalledClient.websocket(small_backlog_server.port, session.id, token)
     try:
         await run_turn_watched(small_backlog_server, session, token)
-        assert stalled.reset_by_server(), "the server still holds a websocket whose client reads nothing"
+        assert await stalled.until_reset_by_server(), "the server still holds a websocket whose client reads nothing"
     finally:
         stalled.socket.close()
 
@@ -115,7 +129,29 @@ async def test_an_event_stream_client_that_stops_reading_is_dropped_and_the_turn
     try:
         await run_turn_watched(small_backlog_server, session, token, once_started=lambda: stalled.append(
             StalledClient.event_stream(small_backlog_server.port, session.id, token)))
-        assert stalled[0].reset_by_server(), "the server still holds a stream whose client reads nothing"
+        assert await stalled[0].until_reset_by_server(), "the server still holds a stream whose client reads nothing"
     finally:
         for client in stalled:
             client.socket.close()
+
+
+async def test_a_client_reading_a_replay_far_larger_than_the_limit_gets_all_of_it(small_backlog_server, owner):
+    session, token = owner
+    await run_turn_watched(small_backlog_server, session, token)  # ~650 kB of events, ten times the limit
+    async with websockets.connect(f"{small_backlog_server.ws_url}/ws/sessions/{session.id}/",
+                                  additional_headers={"Authorization": f"Token {token}"}, max_size=None) as late:
+        await late.send(json.dumps({"type": "resume", "after_seq": 0}))  # the whole turn, written in one go
+        frames = await receive_until(late, is_finish, timeout=60)
+    assert [frame["seq"] for frame in frames] == list(range(1, len(frames) + 1))
+    assert sum(frame["chunk"]["type"] == "tool-output-available" for frame in frames) == 1 + CALLS
+
+
+async def test_an_event_stream_replay_far_larger_than_the_limit_is_read_whole(small_backlog_server, owner):
+    session, token = owner
+    await run_turn_watched(small_backlog_server, session, token)
+    async with httpx.AsyncClient(base_url=small_backlog_server.http_url, timeout=60,
+                                 headers={"Authorization": f"Token {token}"}) as client:
+        async with client.stream("GET", f"/api/sessions/{session.id}/stream/?after=0") as response:
+            body = b"".join([part async for part in response.aiter_bytes()])
+    assert body.endswith(b"data: [DONE]\n\n")
+    assert body.count(b'"type": "tool-output-available"') == 1 + CALLS

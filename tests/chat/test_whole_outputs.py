@@ -45,7 +45,7 @@ def shortened_result(tool_use_id: str) -> UserMessage:
 
 async def test_a_hook_later_than_the_result_is_waited_for():
     outputs = WholeOutputs()
-    restoring = asyncio.create_task(outputs.restore(shortened_result("toolu_1")))
+    restoring = asyncio.create_task(outputs.restore(shortened_result("toolu_1"), is_mcp_call=lambda _: True))
     await asyncio.sleep(0)  # let the restore start waiting for the hook
     assert not restoring.done()
     whole = [{"type": "text", "text": json.dumps({"text": "all of it"})}]
@@ -57,7 +57,14 @@ async def test_a_hook_later_than_the_result_is_waited_for():
 async def test_without_the_hook_the_preview_is_kept(monkeypatch):
     monkeypatch.setattr(whole_outputs, "HOOK_WAIT_SECONDS", 0.05)
     message = shortened_result("toolu_2")
-    assert await WholeOutputs().restore(message) is message
+    assert await WholeOutputs().restore(message, is_mcp_call=lambda _: True) is message
+
+
+async def test_a_shortened_result_of_another_tool_is_not_waited_for(monkeypatch):
+    monkeypatch.setattr(whole_outputs, "HOOK_WAIT_SECONDS", 60)  # a wait would time the test out
+    message = shortened_result("toolu_3")
+    async with asyncio.timeout(5):
+        assert await WholeOutputs().restore(message, is_mcp_call=lambda _: False) is message
 
 
 async def test_parallel_large_outputs_past_a_mebibyte_in_all_complete():
