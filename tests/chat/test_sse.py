@@ -9,19 +9,9 @@ import httpx
 import pytest
 from rest_framework.authtoken.models import Token
 
-from tests.factories import assert_turn_well_formed, make_session, make_user, script, streamed_text, wait_tool
+from tests.factories import assert_turn_well_formed, make_user, script, streamed_text, wait_tool
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
-
-
-@pytest.fixture
-def api(daphne_server):
-    user = make_user()
-    session = make_session(user)
-    token = Token.objects.create(user=user).key
-    with httpx.Client(base_url=daphne_server.http_url, headers={"Authorization": f"Token {token}"},
-                      timeout=30) as client:
-        yield client, session
 
 
 def read_sse(response) -> tuple[list[dict], bool]:

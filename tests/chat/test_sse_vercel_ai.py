@@ -11,11 +11,9 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
-from rest_framework.authtoken.models import Token
 
-from tests.factories import make_session, make_user, script, wait_tool
+from tests.factories import script, wait_tool
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -34,19 +32,11 @@ def node():
     return node
 
 
-@pytest.fixture
-def api(daphne_server):
-    user = make_user()
-    session = make_session(user)
-    token = Token.objects.create(user=user).key
-    with httpx.Client(base_url=daphne_server.http_url, headers={"Authorization": f"Token {token}"},
-                      timeout=30) as client:
-        yield client, session, token
-
-
-def resume_with_use_chat(node, server, session, token, messages) -> dict:
+def resume_with_use_chat(node, client, session, messages) -> dict:
     """What the AI SDK's chat holds after resuming the session's stream from `messages`."""
-    result = subprocess.run([node, "resume_chat.mjs", server.http_url, str(session.id), token], cwd=CLIENT_DIR,
+    token = client.headers["Authorization"].removeprefix("Token ")
+    result = subprocess.run([node, "resume_chat.mjs", str(client.base_url).rstrip("/"), str(session.id), token],
+                            cwd=CLIENT_DIR,
                             env={**os.environ, "CHAT_MESSAGES": json.dumps(messages)},
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -83,15 +73,15 @@ def comparable(message: dict) -> list[dict]:
     return parts
 
 
-def test_use_chat_resumes_a_running_turn_and_ends_with_the_saved_message(node, api, daphne_server):
-    client, session, token = api
+def test_use_chat_resumes_a_running_turn_and_ends_with_the_saved_message(node, api):
+    client, session = api
     response = client.post(f"/api/sessions/{session.id}/messages/", json={
         "text": script({"text": "Two at once.", "tools": [wait_tool(1.5), wait_tool(1)]}, {"text": "Both **done**."}),
         "client_message_id": str(uuid.uuid4())})
     assert response.status_code == 202, response.text
     hydrated = until_tools_are_running(client, session, 2)  # a page opened mid-turn
 
-    chat = resume_with_use_chat(node, daphne_server, session, token, hydrated["messages"])
+    chat = resume_with_use_chat(node, client, session, hydrated["messages"])
 
     assert chat["errors"] == [] and chat["error"] is None and chat["status"] == "ready"
     saved = snapshot(client, session)
@@ -106,8 +96,8 @@ def test_use_chat_resumes_a_running_turn_and_ends_with_the_saved_message(node, a
     assert "".join(part["text"] for part in resumed["parts"] if part["type"] == "text") == "Two at once.Both **done**."
 
 
-def test_use_chat_resume_on_an_idle_session_leaves_the_chat_as_it_was(node, api, daphne_server):
-    client, session, token = api
+def test_use_chat_resume_on_an_idle_session_leaves_the_chat_as_it_was(node, api):
+    client, session = api
     hydrated = snapshot(client, session)["messages"]
-    chat = resume_with_use_chat(node, daphne_server, session, token, hydrated)
+    chat = resume_with_use_chat(node, client, session, hydrated)
     assert chat == {"status": "ready", "error": None, "errors": [], "finishes": [], "messages": hydrated}
