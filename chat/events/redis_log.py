@@ -106,26 +106,25 @@ class RedisEventLog:
                      durable_write: DurableWrite | None = None) -> list[Event]:
         if not batch:
             return []
+        bodies = [json.dumps({"turn_id": turn_id, "chunk": chunk}) for chunk in batch]
         async with self._local_locks.setdefault(session_id, asyncio.Lock()):
             first = 0
             if durable_write is None:
-                first = await self._append_unlocked(session_id, turn_id, batch)
+                first = await self._append_unlocked(session_id, bodies)
             if not first:
-                first = await self._append_locked(session_id, turn_id, batch, durable_write)
+                first = await self._append_locked(session_id, bodies, durable_write)
             if not first:
                 return []
         events = [Event(first + offset, session_id, turn_id, chunk) for offset, chunk in enumerate(batch)]
         await publish(session_id, events)
         return events
 
-    async def _append_unlocked(self, session_id: str, turn_id: str | None, batch: list[Chunk]) -> int:
+    async def _append_unlocked(self, session_id: str, bodies: list[str]) -> int:
         """Append in one round trip; returns the first seq, or 0 when the slow path must do it."""
-        bodies = [json.dumps({"turn_id": turn_id, "chunk": chunk}) for chunk in batch]
         return await self._client().eval(APPEND_UNLOCKED, 3, *self._keys(session_id), self._ttl_ms(),
                                          copilot_setting("EVENT_LOG_MAX_EVENTS"), *bodies)
 
-    async def _append_locked(self, session_id: str, turn_id: str | None, batch: list[Chunk],
-                             durable_write: DurableWrite | None) -> int:
+    async def _append_locked(self, session_id: str, bodies: list[str], durable_write: DurableWrite | None) -> int:
         """Append under the session's lock, with the durable write; returns the first seq, 0 when dropped."""
         lock_key, seq_key, stream_key = self._keys(session_id)
         token = uuid.uuid4().hex
@@ -133,15 +132,15 @@ class RedisEventLog:
         try:
             last = stored if stored is not None else await self._seed_last_seq(session_id)
             first = last + 1
-            if durable_write is not None and not await durable_write(first + len(batch) - 1):
+            if durable_write is not None and not await durable_write(first + len(bodies) - 1):
                 await self._client().eval(RELEASE, 1, lock_key, token)
                 return 0
         except BaseException:
             await asyncio.shield(self._client().eval(RELEASE, 1, lock_key, token))
             raise
-        args: list = [token, first + len(batch) - 1, self._ttl_ms(), copilot_setting("EVENT_LOG_MAX_EVENTS")]
-        for offset, chunk in enumerate(batch):
-            args += [f"{first + offset}-0", json.dumps({"turn_id": turn_id, "chunk": chunk})]
+        args: list = [token, first + len(bodies) - 1, self._ttl_ms(), copilot_setting("EVENT_LOG_MAX_EVENTS")]
+        for offset, body in enumerate(bodies):
+            args += [f"{first + offset}-0", body]
         if not await self._client().eval(COMMIT, 3, lock_key, seq_key, stream_key, *args):
             raise LockTimeout(f"session {session_id}: the event log lock expired during an append")
         return first
