@@ -27,6 +27,12 @@ def make_session(owner, title: str = "Test chat") -> ChatSession:
     return ChatSession.objects.create(owner=owner, title=title)
 
 
+def text_tool(template: str, values: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A run_block call of the `text` block: its output is `template` filled with `values`."""
+    return {"name": "mcp__copilot__run_block",
+            "input": {"block": "text", "input": {"template": template, "values": values or {}}}}
+
+
 def wait_tool(seconds: float) -> dict[str, Any]:
     return {"name": "mcp__copilot__run_block", "input": {"block": "wait", "input": {"seconds": seconds}}}
 

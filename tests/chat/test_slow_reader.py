@@ -16,7 +16,7 @@ import websockets
 from rest_framework.authtoken.models import Token
 
 from tests.conftest import ServerProcess
-from tests.factories import is_finish, make_session, make_user, receive_until, script, send_frame, wait_tool
+from tests.factories import is_finish, make_session, make_user, receive_until, script, send_frame, text_tool, wait_tool
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -85,9 +85,7 @@ def big_turn() -> str:
 
     (40 kB each: the CLI replaces a tool output over ~50 kB with a preview.)
     """
-    tools = [{"name": "mcp__copilot__run_block",
-              "input": {"block": "text", "input": {"template": "{a}" * 20, "values": {"a": f"{i % 10}" * 2_000}}}}
-             for i in range(CALLS)]
+    tools = [text_tool("{a}" * 20, {"a": f"{i % 10}" * 2_000}) for i in range(CALLS)]
     return script({"tools": [wait_tool(0.5)]}, {"tools": tools}, {"text": "All written."})
 
 

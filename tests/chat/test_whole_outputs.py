@@ -12,7 +12,7 @@ from claude_agent_sdk import ToolResultBlock, UserMessage
 from chat.engine import whole_outputs
 from chat.engine.whole_outputs import WholeOutputs
 from tests.chat.test_engine import new_session, outputs_by_id, run_turn
-from tests.factories import assert_turn_well_formed, script
+from tests.factories import assert_turn_well_formed, script, text_tool
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_turn_left_running")]
 
@@ -20,8 +20,7 @@ COPIES, PIECE = 40, "abc" * 700  # an 84 kB output from a 2 kB input: the CLI sh
 
 
 def big_output_call() -> dict:
-    return {"name": "mcp__copilot__run_block",
-            "input": {"block": "text", "input": {"template": "{piece}" * COPIES, "values": {"piece": PIECE}}}}
+    return text_tool("{piece}" * COPIES, {"piece": PIECE})
 
 
 async def test_an_output_the_cli_shortens_is_shown_and_saved_whole(copilot_settings):
@@ -70,9 +69,7 @@ async def test_a_shortened_result_of_another_tool_is_not_waited_for(monkeypatch)
 async def test_parallel_large_outputs_past_a_mebibyte_in_all_complete():
     """The CLI mirrors the transcript in batches: 15 outputs of 40 kB make one message past the SDK's default
     1 MiB limit, which would fail the turn (options.SDK_MAX_MESSAGE_BYTES)."""
-    calls = [{"name": "mcp__copilot__run_block",
-              "input": {"block": "text", "input": {"template": "{a}" * 20, "values": {"a": f"{i % 10}" * 2_000}}}}
-             for i in range(15)]
+    calls = [text_tool("{a}" * 20, {"a": f"{i % 10}" * 2_000}) for i in range(15)]
     session = await new_session()
     events, turn, rows = await run_turn(session, script({"tools": calls}, {"text": "All written."}))
     assert_turn_well_formed(events)
