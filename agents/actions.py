@@ -2,25 +2,28 @@
 
 A run or build ends in one transaction with the report its chat session will hear (agents.reports), and each
 ending is a conditional UPDATE, so whoever ends it first — the worker, a cancel, the reaper — ends it alone.
+A queued run wakes an idle worker, and a cancel the worker running it (core.broadcast), once committed.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from agents import tasks
-from agents.errors import AgentExists, AgentNotReady, BadAgent, RunFinished
-from agents.graphs import check_graph, check_run_inputs, saved_form, sink_ids
+from agents.builder import graph_from_description
+from agents.errors import AgentExists, AgentNotReady, BadAgent, RunFinished, TooManyRuns
+from agents.graphs import GraphError, check_graph, check_run_inputs, saved_form, sink_ids
 from agents.models import (
     Agent,
-    AgentReport,
     AgentRun,
     AgentRunNode,
     AgentStatus,
@@ -28,12 +31,24 @@ from agents.models import (
     NodeStatus,
     RunStatus,
 )
-from agents.reports import save_build_report, save_run_report
+from agents.reports import post_build_report, post_run_report
 from agents.selectors import latest_version
+from core import broadcast
+from core.conf import copilot_setting
+from core.errors import QuotaExceeded
+
+logger = logging.getLogger(__name__)
 
 MAX_NAME_CHARS = 200
 MAX_DESCRIPTION_CHARS = 10_000
 UNFINISHED_NODES = [NodeStatus.PENDING, NodeStatus.RUNNING]
+
+
+def enqueue(task, *args: Any):
+    """Queue a task in the caller's transaction; once that commits, an idle worker wakes for it."""
+    result = task.enqueue(*args)
+    transaction.on_commit(lambda: broadcast.send(tasks.WORK_QUEUED))
+    return result
 
 
 def check_agent_name(name: object) -> str:
@@ -72,6 +87,9 @@ def do_create_agent(*, owner_id: Any, name: object, description: object = "", gr
     saved = checked_for_saving(graph)
     if saved is None and not description:
         raise BadAgent("description: say what the agent should do, or give a graph")
+    limit = copilot_setting("MAX_AGENTS_PER_USER")
+    if Agent.objects.filter(owner_id=owner_id).count() >= limit:
+        raise QuotaExceeded(f"you have {limit:,} agents, the most allowed: delete some first", code="too_many_agents")
     try:
         with transaction.atomic():
             agent = Agent.objects.create(owner_id=owner_id, name=name, description=description,
@@ -80,7 +98,7 @@ def do_create_agent(*, owner_id: Any, name: object, description: object = "", gr
             if saved:
                 AgentVersion.objects.create(agent=agent, number=1, graph=saved)
             else:
-                tasks.build_agent.enqueue(str(agent.id))
+                enqueue(tasks.build_agent, str(agent.id))
     except IntegrityError:
         existing = Agent.objects.filter(owner_id=owner_id, name=name).values_list("id", flat=True).first()
         raise AgentExists(f"you already have an agent named {name!r} (agent_id {existing}); "
@@ -123,7 +141,13 @@ def do_enqueue_run(*, agent: Agent, inputs: Any = None, session_id: Any = None) 
     inputs = check_run_inputs(graph, inputs)
     run_id = uuid.uuid4()
     with transaction.atomic():
-        task_result = tasks.run_agent.enqueue(str(run_id))
+        # The owner's row, locked: their runs are counted and added one caller at a time.
+        get_user_model().objects.select_for_update().filter(pk=agent.owner_id).first()
+        limit = copilot_setting("MAX_QUEUED_RUNS_PER_USER")
+        if AgentRun.objects.filter(agent__owner_id=agent.owner_id,
+                                   status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).count() >= limit:
+            raise TooManyRuns(f"you have {limit} runs queued or running, the most allowed: wait for some to end")
+        task_result = enqueue(tasks.run_agent, str(run_id))
         run = AgentRun.objects.create(id=run_id, agent=agent, version=version, session_id=session_id, inputs=inputs,
                                       task_id=str(task_result.id))
         AgentRunNode.objects.bulk_create([AgentRunNode(run=run, node_id=node.id, block=node.block.name, position=index)
@@ -137,17 +161,16 @@ def _outputs_so_far(run: AgentRun) -> dict[str, Any]:
         run=run, node_id__in=sinks, status=NodeStatus.COMPLETED).values_list("node_id", "output")}
 
 
-def _report(run: AgentRun) -> AgentReport | None:
-    if run.session_id is None:
-        return None
-    return save_run_report(session_id=run.session_id, run_id=run.id, agent_id=run.agent_id, status=run.status,
-                           outputs=run.outputs)
+def _report(run: AgentRun) -> None:
+    if run.session_id is not None:
+        post_run_report(session_id=run.session_id, run_id=run.id, agent_id=run.agent_id, status=run.status,
+                        outputs=run.outputs)
 
 
-def do_cancel_run(*, run: AgentRun) -> tuple[AgentRun, AgentReport | None]:
-    """Cancel a queued or running run; its worker notices at its next heartbeat and stops its nodes.
+def do_cancel_run(*, run: AgentRun) -> AgentRun:
+    """Cancel a queued or running run; once committed, the worker running it hears it and stops its nodes.
 
-    Raises RunFinished when it has ended already. Returns the run and the report to append (if any).
+    Raises RunFinished when it has ended already.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -160,8 +183,9 @@ def do_cancel_run(*, run: AgentRun) -> tuple[AgentRun, AgentReport | None]:
         run = AgentRun.objects.select_related("agent", "version").get(pk=run.pk)
         run.outputs = _outputs_so_far(run)
         run.save(update_fields=["outputs"])
-        report = _report(run)
-    return run, report
+        _report(run)
+        transaction.on_commit(lambda: broadcast.send(tasks.RUN_CANCELLED, {"run_id": str(run.id)}))
+    return run
 
 
 # --- the worker's side of a run ---
@@ -211,8 +235,7 @@ def do_record_nodes(*, run_id: uuid.UUID, updates: NodeUpdates) -> None:
 
 
 def do_finish_run(*, run_id: uuid.UUID, status: str, error: str = "", outputs: dict[str, Any] | None = None,
-                  node_updates: NodeUpdates | None = None,
-                  stale_before: datetime | None = None) -> tuple[bool, AgentReport | None]:
+                  node_updates: NodeUpdates | None = None, stale_before: datetime | None = None) -> bool:
     """End a running run in one transaction: the nodes' last updates, its status, error and outputs (read from
     its nodes when None), and its report.
 
@@ -227,7 +250,7 @@ def do_finish_run(*, run_id: uuid.UUID, status: str, error: str = "", outputs: d
             running = running.filter(heartbeat_at__lt=stale_before)
         if not running.update(status=status, error=error, finished_at=now,
                               **({"outputs": outputs} if outputs is not None else {})):
-            return False, None
+            return False
         AgentRunNode.objects.filter(run_id=run_id, status=NodeStatus.RUNNING).update(
             status=NodeStatus.FAILED, error=f"interrupted: {error}", finished_at=now)
         AgentRunNode.objects.filter(run_id=run_id, status=NodeStatus.PENDING).update(
@@ -236,7 +259,8 @@ def do_finish_run(*, run_id: uuid.UUID, status: str, error: str = "", outputs: d
         if outputs is None:
             run.outputs = _outputs_so_far(run)
             run.save(update_fields=["outputs"])
-        return True, _report(run)
+        _report(run)
+        return True
 
 
 def do_requeue_run(*, run_id: uuid.UUID, lost_task_id: str) -> bool:
@@ -249,7 +273,7 @@ def do_requeue_run(*, run_id: uuid.UUID, lost_task_id: str) -> bool:
                                                            task_id=lost_task_id).first()
         if run is None:
             return False
-        run.task_id = str(tasks.run_agent.enqueue(str(run.id)).id)
+        run.task_id = str(enqueue(tasks.run_agent, str(run.id)).id)
         run.save(update_fields=["task_id"])
     return True
 
@@ -265,8 +289,24 @@ def do_claim_build(*, agent_id: uuid.UUID) -> Agent | None:
     return Agent.objects.get(pk=agent_id)
 
 
+def do_build_agent(*, agent_id: uuid.UUID) -> str | None:
+    """Make the agent's first graph from its description and save it (or the failure); returns the status it
+    ended with, None when it was not this call's to build (built or claimed elsewhere, or reaped meanwhile)."""
+    agent = do_claim_build(agent_id=agent_id)
+    if agent is None:
+        return None
+    try:
+        graph, error = graph_from_description(name=agent.name, description=agent.description), ""
+    except GraphError as exc:
+        graph, error = None, f"the graph made from the description does not check: {exc.message}"
+    if not do_finish_build(agent_id=agent.id, graph=graph, error=error):
+        return None
+    logger.info("agent=%s build ended %s", agent.id, "ready" if graph else f"failed: {error}")
+    return AgentStatus.READY if graph else AgentStatus.FAILED
+
+
 def do_finish_build(*, agent_id: uuid.UUID, graph: dict[str, Any] | None = None, error: str = "",
-                    stale_before: datetime | None = None) -> tuple[bool, AgentReport | None]:
+                    stale_before: datetime | None = None) -> bool:
     """Save the built graph as version 1 (`ready`), or the build's failure; with its report. False if ended."""
     status = AgentStatus.READY if graph is not None else AgentStatus.FAILED
     with transaction.atomic():
@@ -274,11 +314,11 @@ def do_finish_build(*, agent_id: uuid.UUID, graph: dict[str, Any] | None = None,
         if stale_before is not None:
             building = building.filter(build_started_at__lt=stale_before)
         if not building.update(status=status, build_error=error, updated_at=timezone.now()):
-            return False, None
+            return False
         agent = Agent.objects.get(pk=agent_id)
         if graph is not None:
             AgentVersion.objects.create(agent=agent, number=1, graph=graph)
-        if agent.build_session_id is None:
-            return True, None
-        return True, save_build_report(session_id=agent.build_session_id, agent_id=agent.id, name=agent.name,
-                                       status=status, error=error)
+        if agent.build_session_id is not None:
+            post_build_report(session_id=agent.build_session_id, agent_id=agent.id, name=agent.name, status=status,
+                              error=error)
+        return True

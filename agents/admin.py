@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.utils import timezone
 
 from agents.actions import do_cancel_run
-from agents.models import Agent, AgentReport, AgentRun, AgentRunNode, AgentVersion, RunStatus
-from agents.reports import deliver_if_mine
-from chat.conf import copilot_setting
-from chat.errors import ApplicationError
+from agents.models import Agent, AgentRun, AgentRunNode, AgentVersion, RunStatus
+from core.conf import copilot_setting
+from core.errors import ApplicationError
 
 
 class AgentVersionInline(admin.TabularInline):
@@ -73,21 +71,13 @@ class AgentRunAdmin(admin.ModelAdmin):
     inlines = [AgentRunNodeInline]
     actions = ["cancel_runs"]
 
-    @admin.action(description="Cancel the selected runs (queued or running)")
+    @admin.action(description="Cancel the selected runs (queued or running)", permissions=["change"])
     def cancel_runs(self, request, queryset):
         cancelled = 0
         for run in queryset.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]):
             try:
-                _, report = do_cancel_run(run=run)
+                do_cancel_run(run=run)
             except ApplicationError:
                 continue  # it ended meanwhile
-            async_to_sync(deliver_if_mine)(report)
             cancelled += 1
         self.message_user(request, f"Cancelled {cancelled} run(s).", messages.SUCCESS)
-
-
-@admin.register(AgentReport)
-class AgentReportAdmin(admin.ModelAdmin):
-    list_display = ["kind", "session", "seq", "created_at"]
-    list_filter = ["kind"]
-    readonly_fields = ["session", "kind", "agent", "run", "payload", "seq", "created_at"]

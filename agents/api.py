@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from asgiref.sync import async_to_sync
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
@@ -11,7 +10,6 @@ from rest_framework.response import Response
 from agents import serializers as s
 from agents.actions import do_cancel_run, do_create_agent, do_enqueue_run, do_update_agent
 from agents.blocks import all_blocks
-from agents.reports import deliver_if_mine
 from agents.selectors import (
     access_agent,
     access_run,
@@ -21,7 +19,7 @@ from agents.selectors import (
     run_dict,
     runs_of_agent,
 )
-from chat.api.schema import Pagination, error_responses
+from core.api.schema import Pagination, error_responses
 
 ERROR_TEXTS = {400: "Bad input: the message says what is wrong (every problem of a graph)",
                404: "No such agent or run (or another user's)", 409: "Conflicts with the agent's or run's state"}
@@ -131,6 +129,4 @@ class RunCancelView(GenericAPIView):
                    description="A running run's worker stops its nodes at its next heartbeat. 409 once it has ended.",
                    responses={200: s.RunSerializer, **errors(409)})
     def post(self, request, run_id):
-        run, report = do_cancel_run(run=access_run(user=request.user, run_id=run_id))
-        async_to_sync(deliver_if_mine)(report)
-        return Response(run_dict(run))
+        return Response(run_dict(do_cancel_run(run=access_run(user=request.user, run_id=run_id))))

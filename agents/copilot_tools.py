@@ -1,28 +1,26 @@
-"""The copilot's tools (PROTOCOL §6), served to the SDK as the in-process MCP server `copilot`.
+"""The copilot's tools that agents provide (PROTOCOL §6), registered with the engine (chat.engine.tools) when the
+app is ready.
 
-`list_blocks` and `run_block` need nothing of the turn. The agent tools act for the turn's user and chat session,
-so `build_copilot_server` makes them per turn. Creating without a graph and running hand the work to the
-background worker and answer at once; the chat session hears the end as a `data-agent-build` / `data-agent-run`
-event (agents.reports).
+`list_blocks` and `run_block` need nothing of the session. The agent tools act for the session's user and chat,
+so `tools_for` makes them per session. Creating without a graph and running hand the work to the background
+worker and answer at once; the chat session hears the end as a `data-agent-build` / `data-agent-run` event
+(agents.reports).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from channels.db import database_sync_to_async
-from claude_agent_sdk import SdkMcpTool, ToolAnnotations, create_sdk_mcp_server, tool
-from claude_agent_sdk.types import McpSdkServerConfig
+from claude_agent_sdk import SdkMcpTool, ToolAnnotations, tool
 
 from agents.actions import do_create_agent, do_enqueue_run
 from agents.blocks import BlockError, all_blocks, run_block
-from agents.reports import report_relay
 from agents.selectors import access_agent, access_run, agent_summary, find_agents, run_dict
-from chat.errors import ApplicationError
+from chat.engine.tools import ToolContext
+from core.errors import ApplicationError
 
-SERVER_NAME = "copilot"
 # The CLI runs parallel calls of a tool concurrently only when it is marked read-only; blocks keep no state.
 CONCURRENT = ToolAnnotations(readOnlyHint=True)
 
@@ -53,22 +51,15 @@ async def run_block_tool(args: dict[str, Any]) -> dict[str, Any]:
         return tool_result(str(exc), is_error=True)
 
 
-COPILOT_TOOLS: list[SdkMcpTool[Any]] = [list_blocks_tool, run_block_tool]
+BLOCK_TOOLS: list[SdkMcpTool[Any]] = [list_blocks_tool, run_block_tool]
 AGENT_TOOL_NAMES = ["find_agent", "create_agent", "run_agent", "get_agent_run"]
-COPILOT_TOOL_NAMES = [f"mcp__{SERVER_NAME}__{name}" for name in [t.name for t in COPILOT_TOOLS] + AGENT_TOOL_NAMES]
+TOOL_NAMES = [t.name for t in BLOCK_TOOLS] + AGENT_TOOL_NAMES
 
 
-@dataclass(frozen=True)
-class TurnContext:
-    """Whom the agent tools act for: the turn's chat session and its owner."""
-
-    session_id: str | None
-    owner_id: int | None
-
-    def require_owner(self) -> int:
-        if self.owner_id is None:
-            raise ApplicationError("agents belong to a user: this conversation has none", code="no_user")
-        return self.owner_id
+def require_owner(context: ToolContext) -> int:
+    if context.owner_id is None:
+        raise ApplicationError("agents belong to a user: this conversation has none", code="no_user")
+    return context.owner_id
 
 
 def _json_value(value: Any) -> Any:
@@ -88,33 +79,33 @@ async def _answer(work) -> dict[str, Any]:
         return tool_result(exc.message, is_error=True)
 
 
-def agent_tools(context: TurnContext) -> list[SdkMcpTool[Any]]:
-    """The agent tools, acting for one turn's user and reporting back to its session."""
+def agent_tools(context: ToolContext) -> list[SdkMcpTool[Any]]:
+    """The agent tools, acting for one session's user and reporting back to it."""
 
     @database_sync_to_async
     def find(args: dict[str, Any]) -> dict[str, Any]:
         query = args.get("query") or ""
         if not isinstance(query, str):
             raise ApplicationError("query must be a string", code="bad_input")
-        found = find_agents(owner_id=context.require_owner(), query=query)
+        found = find_agents(owner_id=require_owner(context), query=query)
         return {"agents": [agent_summary(agent) for agent in found]}
 
     @database_sync_to_async
     def create(args: dict[str, Any]) -> dict[str, Any]:
-        agent = do_create_agent(owner_id=context.require_owner(), name=args.get("name"),
+        agent = do_create_agent(owner_id=require_owner(context), name=args.get("name"),
                                 description=args.get("description", ""), graph=_json_value(args.get("graph")),
                                 session_id=context.session_id)
         return {"agent_id": str(agent.id), "status": agent.status}
 
     @database_sync_to_async
     def run(args: dict[str, Any]) -> dict[str, Any]:
-        agent = access_agent(owner_id=context.require_owner(), agent_id=args.get("agent_id"))
+        agent = access_agent(owner_id=require_owner(context), agent_id=args.get("agent_id"))
         run = do_enqueue_run(agent=agent, inputs=_json_value(args.get("inputs")), session_id=context.session_id)
         return {"run_id": str(run.id), "status": run.status}
 
     @database_sync_to_async
     def get_run(args: dict[str, Any]) -> dict[str, Any]:
-        shown = run_dict(access_run(owner_id=context.require_owner(), run_id=args.get("run_id")))
+        shown = run_dict(access_run(owner_id=require_owner(context), run_id=args.get("run_id")))
         return {key: shown[key] for key in ("run_id", "agent_id", "status", "error", "outputs", "nodes")}
 
     @tool("find_agent", "Find your agents whose name or description matches the query (every word; empty: all).",
@@ -129,20 +120,14 @@ def agent_tools(context: TurnContext) -> list[SdkMcpTool[Any]]:
                                             "graph": {"type": "object"}},
            "required": ["name", "description"]})
     async def create_agent_tool(args: dict[str, Any]) -> dict[str, Any]:
-        answer = await _answer(create(args))
-        if not answer["is_error"]:
-            report_relay.ensure_running()
-        return answer
+        return await _answer(create(args))
 
     @tool("run_agent", "Start a run of an agent in the background and return its run_id at once; this chat hears "
           "when it ends. inputs, optional, is {node id: {input: value}} laid over the nodes' own inputs.",
           {"type": "object", "properties": {"agent_id": {"type": "string"}, "inputs": {"type": "object"}},
            "required": ["agent_id"]})
     async def run_agent_tool(args: dict[str, Any]) -> dict[str, Any]:
-        answer = await _answer(run(args))
-        if not answer["is_error"]:
-            report_relay.ensure_running()
-        return answer
+        return await _answer(run(args))
 
     @tool("get_agent_run", "A run's status, outputs and what each node did (input, output, status, timing).",
           {"type": "object", "properties": {"run_id": {"type": "string"}}, "required": ["run_id"]},
@@ -153,7 +138,6 @@ def agent_tools(context: TurnContext) -> list[SdkMcpTool[Any]]:
     return [find_agent_tool, create_agent_tool, run_agent_tool, get_agent_run_tool]
 
 
-def build_copilot_server(*, session_id: str | None = None, owner_id: int | None = None) -> McpSdkServerConfig:
-    """The `copilot` MCP server of one turn: the block tools and the agent tools acting for its user and session."""
-    context = TurnContext(session_id=session_id, owner_id=owner_id)
-    return create_sdk_mcp_server(SERVER_NAME, tools=[*COPILOT_TOOLS, *agent_tools(context)])
+def tools_for(context: ToolContext) -> list[SdkMcpTool[Any]]:
+    """Every tool agents give the copilot, for one session."""
+    return [*BLOCK_TOOLS, *agent_tools(context)]

@@ -1,6 +1,6 @@
 """Application errors of agents; the API and the copilot tools translate them like every ApplicationError."""
 
-from chat.errors import ApplicationError
+from core.errors import ApplicationError
 
 
 class BadAgent(ApplicationError):
@@ -21,3 +21,8 @@ class AgentNotReady(ApplicationError):
 class RunFinished(ApplicationError):
     code = "run_finished"
     http_status = 409
+
+
+class TooManyRuns(ApplicationError):
+    code = "too_many_runs"
+    http_status = 429

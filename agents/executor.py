@@ -1,10 +1,10 @@
 """Executes one agent run: every node as soon as the nodes it depends on are done, so independent branches
 run at the same time (one task per node, gathered), each node's input, output, status and timing saved.
 
-A node that fails fails the run; nodes downstream of it are skipped, other branches finish. A heartbeat
-keeps the run alive for the reaper and notices when the run stopped running elsewhere (a cancel, or the
-reaper): then the nodes in flight are cancelled. Nothing here touches a socket; the run's end goes to its
-chat session as a report (agents.reports).
+A node that fails fails the run; nodes downstream of it are skipped, other branches finish. A cancel is heard
+at once (core.broadcast) and stops the nodes in flight; a heartbeat keeps the run alive for the reaper, and
+also notices when the run stopped running elsewhere (the reaper, or a cancel that was not heard). Nothing
+here touches a socket; the run's end goes to its chat session as a report (agents.reports).
 
 Node states are saved in groups (`NodeWrites`): what the nodes do within NODE_WRITE_GROUP_SECONDS goes in one
 transaction, and what is left when the run ends goes in the run's last one. A commit costs far more than a
@@ -27,9 +27,11 @@ from agents import actions
 from agents.blocks import BlockError
 from agents.graphs import Graph, GraphError, Node, check_block_input, check_graph, resolve_input
 from agents.models import NodeStatus, RunStatus
-from agents.reports import deliver_if_mine
-from chat.actions.turns import PROCESS_NAME
-from chat.conf import copilot_setting
+from agents.selectors import run_is_running
+from agents.tasks import RUN_CANCELLED
+from core import broadcast
+from core.conf import copilot_setting
+from core.process import PROCESS_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -184,19 +186,32 @@ class RunExecution:
                 logger.exception("%s heartbeat failed; trying again", self.log_prefix)
                 continue
             if not alive:
-                logger.info("%s stopped running elsewhere (cancelled or reaped): stopping its nodes", self.log_prefix)
-                for task in self.node_tasks:
-                    task.cancel()
+                self.stop_nodes("stopped running elsewhere (cancelled or reaped)")
                 return
+
+    async def stop_when_cancelled(self) -> None:
+        """Stop the nodes as soon as the run is cancelled (a run cancelled before this listened is seen at once)."""
+        async with broadcast.listen(RUN_CANCELLED) as inbox:
+            if not await run_is_running(self.plan.run_id):
+                self.stop_nodes("was cancelled")
+                return
+            while True:
+                _, message = await inbox.get()
+                if message.get("run_id") == str(self.plan.run_id):
+                    self.stop_nodes("was cancelled")
+                    return
+
+    def stop_nodes(self, why: str) -> None:
+        logger.info("%s %s: stopping its nodes", self.log_prefix, why)
+        for task in self.node_tasks:
+            task.cancel()
 
 
 async def end_run(run_id: uuid.UUID, status: str, error: str, outputs: dict[str, Any] | None,
                   node_writes: NodeWrites | None = None) -> str | None:
     """Save the run's end (with its nodes' last updates) and append its report; None when it had ended already."""
     node_updates = await node_writes.close() if node_writes is not None else {}
-    ended, report = await finish_run(run_id=run_id, status=status, error=error, outputs=outputs,
-                                     node_updates=node_updates)
-    await deliver_if_mine(report)
+    ended = await finish_run(run_id=run_id, status=status, error=error, outputs=outputs, node_updates=node_updates)
     if ended:
         logger.info("run=%s ended %s%s", run_id, status, f": {error}" if error else "")
     return status if ended else None
@@ -216,7 +231,8 @@ async def execute_run(run_id: uuid.UUID) -> str | None:
     except GraphError as exc:  # saved valid, but a block it uses has changed or gone since
         return await end_run(run_id, RunStatus.FAILED, f"the agent's graph no longer checks: {exc.message}", {})
     execution = RunExecution(plan, graph)
-    heartbeat = asyncio.create_task(execution.keep_heartbeat(), name=f"run={run_id} heartbeat")
+    watchers = [asyncio.create_task(execution.keep_heartbeat(), name=f"run={run_id} heartbeat"),
+                asyncio.create_task(execution.stop_when_cancelled(), name=f"run={run_id} cancel listener")]
     running_here.add(run_id)
     try:
         try:
@@ -226,8 +242,9 @@ async def execute_run(run_id: uuid.UUID) -> str | None:
                                          execution.node_writes))
             raise
         finally:
-            heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
         status, error = execution.outcome()
         return await end_run(run_id, status, error, execution.run_outputs(), execution.node_writes)
     finally:

@@ -19,7 +19,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from agents.blocks import Block, BlockError, get_block, json_kind
-from chat.errors import ApplicationError
+from core.errors import ApplicationError
 
 MAX_NODES = 50
 MAX_LINKS = 200

@@ -19,8 +19,7 @@ from django_tasks_db.models import DBTaskResult
 from agents.actions import do_finish_build, do_finish_run, do_requeue_run
 from agents.executor import running_here
 from agents.models import Agent, AgentRun, AgentStatus, RunStatus
-from agents.reports import deliver_if_mine, deliver_pending_reports, delivers_here
-from chat.conf import copilot_setting
+from core.conf import copilot_setting
 
 logger = logging.getLogger(__name__)
 
@@ -29,27 +28,25 @@ BUILD_WORKER_DIED = "the worker building it stopped"
 
 
 @database_sync_to_async
-def _end_stale(stale_after_seconds: float, running_here: set) -> list[tuple[str, object]]:
-    """End what is stale (but the runs in `running_here`); returns (what, report) for each run and build ended."""
+def _end_stale(stale_after_seconds: float, running_here: set) -> list[str]:
+    """End what is stale (but the runs in `running_here`); returns what was ended, each run and build."""
     cutoff = timezone.now() - timedelta(seconds=stale_after_seconds)
     ended = []
     stale_runs = AgentRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).exclude(
         pk__in=running_here).values_list("id", "process", "task_id")
     for run_id, process, task_id in stale_runs:
-        done, report = do_finish_run(run_id=run_id, status=RunStatus.FAILED, stale_before=cutoff,
-                                     error=WORKER_DIED.format(seconds=stale_after_seconds))
-        if done:
+        if do_finish_run(run_id=run_id, status=RunStatus.FAILED, stale_before=cutoff,
+                         error=WORKER_DIED.format(seconds=stale_after_seconds)):
             logger.warning("run=%s reaped: heartbeat older than %ss (worker %s)", run_id, stale_after_seconds, process)
             _fail_task_result(task_id, f"worker {process} stopped while running this task")
-            ended.append((f"run {run_id}", report))
+            ended.append(f"run {run_id}")
     _requeue_lost_claims(cutoff)
     stale_builds = Agent.objects.filter(status=AgentStatus.BUILDING, build_started_at__lt=cutoff).values_list("id",
                                                                                                              flat=True)
     for agent_id in stale_builds:
-        done, report = do_finish_build(agent_id=agent_id, error=BUILD_WORKER_DIED, stale_before=cutoff)
-        if done:
+        if do_finish_build(agent_id=agent_id, error=BUILD_WORKER_DIED, stale_before=cutoff):
             logger.warning("agent=%s build reaped: started over %ss ago", agent_id, stale_after_seconds)
-            ended.append((f"build {agent_id}", report))
+            ended.append(f"build {agent_id}")
     return ended
 
 
@@ -76,23 +73,15 @@ def _fail_task_result(task_id: str, why: str) -> None:
 
 
 async def reap_stale_work() -> list[str]:
-    """End every stale run and build (not the runs this process executes), report each; returns what was ended."""
-    ended = await _end_stale(copilot_setting("STALE_RUN_SECONDS"), set(running_here))
-    for _, report in ended:
-        await deliver_if_mine(report)
-    return [what for what, _ in ended]
+    """End every stale run and build (not the runs this process executes); returns what was ended."""
+    return await _end_stale(copilot_setting("STALE_RUN_SECONDS"), set(running_here))
 
 
 async def reap_periodically() -> None:
-    """Reap at start-up, then every quarter of the stale period: a dead run ends within 1¼ stale periods.
-
-    With a shared event log it also appends reports whose append failed when they were saved.
-    """
+    """Reap at start-up, then every quarter of the stale period: a dead run ends within 1¼ stale periods."""
     while True:
         try:
             await reap_stale_work()
-            if delivers_here():
-                await deliver_pending_reports()
         except Exception:
             logger.exception("reaping stale agent runs failed; trying again later")
         await asyncio.sleep(copilot_setting("STALE_RUN_SECONDS") / 4)

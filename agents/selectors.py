@@ -1,15 +1,16 @@
-"""Reads of agents: what a user may see, the shapes the API and the copilot tools return, and session reports."""
+"""Reads of agents: what a user may see, and the shapes the API and the copilot tools return."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
+from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Max, Q, QuerySet
 
-from agents.models import Agent, AgentReport, AgentRun, AgentRunNode, AgentVersion
-from chat.errors import NotFound
+from agents.models import Agent, AgentRun, AgentRunNode, AgentVersion, RunStatus
+from core.errors import NotFound
 
 FOUND_AGENTS_LIMIT = 20
 
@@ -47,6 +48,11 @@ def access_run(*, user: AbstractBaseUser | None = None, owner_id: Any = None, ru
     if run is None:
         raise NotFound("no such run")
     return run
+
+
+@database_sync_to_async
+def run_is_running(run_id: uuid.UUID) -> bool:
+    return AgentRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).exists()
 
 
 def latest_version(agent: Agent) -> AgentVersion | None:
@@ -106,14 +112,3 @@ def runs_of_agent(agent: Agent) -> QuerySet[AgentRun]:
 
 def recent_runs_with_nodes(agent: Agent, *, limit: int = 10) -> list[AgentRun]:
     return list(runs_of_agent(agent).prefetch_related("nodes")[:limit])
-
-
-def session_reports(session_id: Any) -> list[dict[str, Any]]:
-    """The background reports a session has heard, in seq order, each as the event that carried it."""
-    return [{"seq": report.seq, "turn_id": None, "chunk": {"type": report.chunk_type, "data": report.payload},
-             "created_at": report.created_at.isoformat()}
-            for report in AgentReport.objects.filter(session_id=session_id, seq__isnull=False).order_by("seq")]
-
-
-def last_report_seq(session_id: Any) -> int:
-    return AgentReport.objects.filter(session_id=session_id).aggregate(m=Max("seq"))["m"] or 0

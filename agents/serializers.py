@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from agents.actions import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS
 from agents.models import AgentStatus, NodeStatus, RunStatus
-from chat.api.serializers import StrictSerializer, TextField
+from core.api.serializers import StrictSerializer, TextField
 
 
 class AgentCreateSerializer(StrictSerializer):

@@ -16,9 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from agents.reports import report_relay
-from chat.conf import copilot_setting
-
 logger = logging.getLogger(__name__)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -112,12 +109,3 @@ class WorkerSupervisor:
             worker.stop()
         for watcher in self._watchers:
             watcher.join(timeout=STOP_SECONDS)
-
-
-def attach_report_relay_to_daphne() -> None:
-    """Without Redis, start the report relay with daphne: reports saved while no web process ran get delivered."""
-    reactor = sys.modules.get("twisted.internet.reactor")
-    loop = getattr(reactor, "_asyncioEventloop", None)
-    if reactor is None or loop is None or copilot_setting("REDIS_URL"):
-        return
-    reactor.callWhenRunning(lambda: loop.call_soon(report_relay.ensure_running))

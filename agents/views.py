@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -15,9 +14,8 @@ from django.views.decorators.http import require_GET, require_POST
 from agents.actions import do_cancel_run, do_enqueue_run
 from agents.graphs import sink_ids
 from agents.models import Agent, AgentRun
-from agents.reports import deliver_if_mine
 from agents.selectors import access_agent, access_run, agents_with_run_counts, latest_version, recent_runs_with_nodes
-from chat.errors import ApplicationError, NotFound
+from core.errors import ApplicationError, NotFound
 
 RUNS_SHOWN = 10
 
@@ -105,8 +103,7 @@ def run_cancel(request: HttpRequest, run_id: Any) -> HttpResponse:
     except NotFound:
         raise Http404("no such run") from None
     try:
-        run, report = do_cancel_run(run=run)
-        async_to_sync(deliver_if_mine)(report)
+        run = do_cancel_run(run=run)
         messages.success(request, f"Run {run.id} cancelled.")
     except ApplicationError as exc:
         messages.error(request, exc.message)

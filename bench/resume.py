@@ -188,10 +188,10 @@ async def fill_redis_logs(redis_url: str, user, sizes) -> dict[int, tuple[str, i
     """Sessions whose Redis logs hold exactly N `data-bench` events, appended from this process."""
     from asgiref.sync import sync_to_async
 
+    from chat.events.durable_seq import last_durable_seq_async
     from chat.events.redis_log import RedisEventLog
-    from chat.selectors import durable_last_seq_async
 
-    log = RedisEventLog(url=redis_url, seed_last_seq=durable_last_seq_async, prefix=redis_prefix())
+    log = RedisEventLog(url=redis_url, seed_last_seq=last_durable_seq_async, prefix=redis_prefix())
     filled = {}
     try:
         for size in sizes:
@@ -296,7 +296,7 @@ def report(redis_url: str, reconnects: int, results: dict) -> None:
 async def main(redis_url: str, sizes: tuple[int, ...], reconnects: int) -> None:
     from asgiref.sync import sync_to_async
 
-    from chat.conf import copilot_setting
+    from core.conf import copilot_setting
     from localmodel.server import LocalModelServer
 
     LOAD_AT_START[:] = os.getloadavg()

@@ -102,7 +102,7 @@ async def main(measured_runs: int = MEASURED_RUNS) -> None:
 
     from chat.engine.options import turn_options
     from chat.engine.registry import begin_turn, running_turns
-    from chat.events.log import get_event_log
+    from chat.events.factory import get_event_log
     from chat.models import ChatSession, ToolCall, ToolCallStatus, TranscriptEntry, Turn, TurnStatus
     from localmodel.server import LocalModelServer
 

@@ -21,7 +21,7 @@ from typing import Any
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
 
-from chat.conf import copilot_setting
+from core.conf import copilot_setting
 
 logger = logging.getLogger(__name__)
 

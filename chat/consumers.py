@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 import weakref
 from typing import Any
 
@@ -12,15 +13,16 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chat.actions.turns import check_client_message_id
 from chat.backlog import SendBacklog, guard_send_backlog
-from chat.conf import copilot_setting
 from chat.engine.registry import begin_turn, stop_turn
-from chat.errors import ApplicationError, NotFound
 from chat.events.cursor import EventCursor, SnapshotNeeded
-from chat.events.log import get_event_log, session_group
+from chat.events.factory import get_event_log
+from chat.events.log import session_group
 from chat.limits import check_rate
 from chat.selectors import access_session, session_snapshot
+from core.conf import copilot_setting
+from core.errors import ApplicationError, BadInput, NotFound
+from core.untrusted_json import parse_json
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +120,12 @@ class SessionConsumer(AsyncWebsocketConsumer):
     # --- client frames ---
 
     async def on_send(self, frame: dict[str, Any]) -> None:
-        client_message_id = check_client_message_id(frame.get("client_message_id"))
-        started = await begin_turn(session=self.session, text=frame.get("text"), client_message_id=client_message_id)
+        text = string_field(frame, "text")
+        try:
+            client_message_id = uuid.UUID(string_field(frame, "client_message_id"))
+        except ValueError:
+            raise FrameError("client_message_id: a UUID is required") from None
+        started = await begin_turn(session=self.session, text=text, client_message_id=client_message_id)
         await self.send_json({"type": "ack", "client_message_id": str(client_message_id),
                               "turn_id": str(started.turn.id), "message_id": str(started.turn.user_message_id)})
 
@@ -165,14 +171,21 @@ class SessionConsumer(AsyncWebsocketConsumer):
 
 def parse_frame(raw: bytes) -> dict[str, Any]:
     try:
-        frame = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise FrameError("a frame is a JSON object") from None
+        frame = parse_json(raw)
+    except BadInput as exc:
+        raise FrameError(f"a frame is a JSON object: {exc.message}") from None
     if not isinstance(frame, dict):
         raise FrameError("a frame is a JSON object")
     if not isinstance(frame.get("type"), str):
         raise FrameError("type: a string is required")
     return frame
+
+
+def string_field(frame: dict[str, Any], name: str) -> str:
+    value = frame.get(name)
+    if not isinstance(value, str):
+        raise FrameError(f"{name}: a string is required")
+    return value
 
 
 FRAME_HANDLERS = {

@@ -1,20 +1,6 @@
-"""The one application error type; the API and the websocket translate it in one place each."""
+"""Application errors of conversations; the API and the websocket translate them like every ApplicationError."""
 
-
-class ApplicationError(Exception):
-    code = "error"
-    http_status = 400
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-
-
-class NotFound(ApplicationError):
-    code = "not_found"
-    http_status = 404
+from core.errors import ApplicationError
 
 
 class BadMessage(ApplicationError):

@@ -7,10 +7,11 @@ import logging
 import signal
 import sys
 
-from agents.reports import report_relay
 from chat.consumers import wait_for_delivery
 from chat.engine.reaper import reap_periodically
 from chat.engine.registry import running_turns
+from chat.events.notices import notice_relay
+from core.conf import copilot_setting
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +21,8 @@ _shutdown: list[asyncio.Task] = []
 
 
 def attach_to_daphne() -> None:
-    """Under daphne (Twisted's asyncio reactor): start the reaper; on SIGTERM/SIGINT end every turn, then stop.
+    """Under daphne (Twisted's asyncio reactor): start the reaper, and without Redis the relay of notices that
+    workers save; on SIGTERM/SIGINT end every turn, then stop.
 
     Daphne cancels every consumer as soon as the reactor begins to stop, so turns are ended (and their last
     events delivered) before the reactor is asked to stop, not in a shutdown trigger beside daphne's own.
@@ -40,10 +42,12 @@ def attach_to_daphne() -> None:
         _shutdown.append(task)
 
     def start() -> None:
-        _background.append(loop.create_task(reap_periodically(running_turns.session_ids), name="reaper"))
         # Twisted installed its own handlers when the reactor started; these replace them.
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: loop.call_soon_threadsafe(begin_shutdown))
+        _background.append(loop.create_task(reap_periodically(running_turns.session_ids), name="reaper"))
+        if not copilot_setting("REDIS_URL"):
+            notice_relay.start(loop)
 
     reactor.callWhenRunning(start)
 
@@ -53,7 +57,7 @@ async def stop_everything() -> None:
         task.cancel()
     await asyncio.gather(*_background, return_exceptions=True)
     _background.clear()
+    await notice_relay.stop()
     final_seqs = await running_turns.shutdown()
-    await report_relay.stop()  # after the turns: a tool of an ending turn may have started it again
     # Let open sockets send each interrupted turn's `finish` before the server closes them.
     await wait_for_delivery(final_seqs, timeout=DRAIN_SECONDS)

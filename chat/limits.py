@@ -6,8 +6,8 @@ import asyncio
 import time
 from collections import defaultdict
 
-from chat.conf import copilot_setting
-from chat.errors import ApplicationError
+from core.conf import copilot_setting
+from core.errors import ApplicationError
 
 
 class RateLimited(ApplicationError):

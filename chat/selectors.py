@@ -5,15 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Max, QuerySet
+from django.db.models import QuerySet
 
-from agents.selectors import last_report_seq, session_reports
-from chat.errors import NotFound
 from chat.events.chunks import INTERRUPTED
-from chat.models import ChatSession, Message, ToolCall, ToolCallStatus, Turn, TurnStatus
+from chat.events.durable_seq import last_durable_seq
+from chat.models import ChatSession, Message, SessionNotice, ToolCall, ToolCallStatus, Turn, TurnStatus
+from core.errors import NotFound
 
 
 def sessions_of(user: AbstractBaseUser) -> QuerySet[ChatSession]:
@@ -36,21 +35,6 @@ def access_session(*, user: AbstractBaseUser, session_id: Any) -> ChatSession:
 
 def running_turn(session_id: Any) -> Turn | None:
     return Turn.objects.filter(session_id=session_id, status=TurnStatus.RUNNING).first()
-
-
-def durable_last_seq(session_id: str) -> int:
-    """The newest seq whose effect is saved in the database for this session."""
-    seqs = [
-        Message.objects.filter(session_id=session_id).aggregate(m=Max("seq"))["m"],
-        Turn.objects.filter(session_id=session_id).aggregate(m=Max("seq"))["m"],
-        Turn.objects.filter(session_id=session_id).aggregate(m=Max("start_seq"))["m"],
-        ToolCall.objects.filter(turn__session_id=session_id).aggregate(a=Max("input_seq"), b=Max("output_seq")),
-    ]
-    tool_seqs = seqs.pop()
-    return max([s or 0 for s in seqs] + [tool_seqs["a"] or 0, tool_seqs["b"] or 0, last_report_seq(session_id)])
-
-
-durable_last_seq_async = database_sync_to_async(durable_last_seq)
 
 
 def tool_part(tool_call: ToolCall, *, turn_running: bool) -> dict[str, Any]:
@@ -103,6 +87,13 @@ def session_dict(session: ChatSession) -> dict[str, Any]:
             "updated_at": session.updated_at.isoformat()}
 
 
+def session_notices(session_id: Any) -> list[dict[str, Any]]:
+    """The notices a session has heard (events outside turns), in seq order, each as the event that carried it."""
+    return [{"seq": notice.seq, "turn_id": None, "chunk": {"type": notice.chunk_type, "data": notice.payload},
+             "created_at": notice.created_at.isoformat()}
+            for notice in SessionNotice.objects.filter(session_id=session_id, seq__isnull=False).order_by("seq")]
+
+
 def session_snapshot(session: ChatSession) -> dict[str, Any]:
     """The session as the client should show it, with `last_seq`: the newest event it includes.
 
@@ -116,16 +107,14 @@ def session_snapshot(session: ChatSession) -> dict[str, Any]:
         messages = list(Message.objects.filter(session=session).order_by("position"))
         turns = list(Turn.objects.filter(session=session))
         tool_calls = list(ToolCall.objects.filter(turn__session=session).order_by("part_index"))
-        reports = session_reports(session.id)  # background work reporting back: events outside turns
+        notices = session_notices(session.id)
+        last_seq = last_durable_seq(session.id)
     running_turn_ids = {turn.id for turn in turns if turn.status == TurnStatus.RUNNING}
     turn_of_message = {turn.assistant_message_id: turn for turn in turns}
     calls_by_message: dict[uuid.UUID, list[ToolCall]] = {}
     for call in tool_calls:
         calls_by_message.setdefault(call.message_id, []).append(call)
     active = next((turn for turn in turns if turn.id in running_turn_ids), None)
-    seqs = [m.seq for m in messages] + [t.seq for t in turns] + [t.start_seq or 0 for t in turns]
-    seqs += [c.input_seq for c in tool_calls] + [c.output_seq or 0 for c in tool_calls]
-    seqs += [report["seq"] for report in reports]
     return {
         **session_dict(session),
         "messages": [
@@ -133,6 +122,6 @@ def session_snapshot(session: ChatSession) -> dict[str, Any]:
             for message in messages
         ],
         "active_turn": turn_dict(active) if active else None,
-        "reports": reports,
-        "last_seq": max(seqs, default=0),
+        "reports": notices,
+        "last_seq": last_seq,
     }

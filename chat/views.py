@@ -9,9 +9,10 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from chat.actions.sessions import do_create_session, do_delete_session, do_rename_session
-from chat.errors import ApplicationError, NotFound
+from chat.errors import TurnRunning
 from chat.models import ChatSession, TurnStatus
-from chat.selectors import access_session, running_turn, session_snapshot, sessions_of
+from chat.selectors import access_session, session_snapshot, sessions_of
+from core.errors import ApplicationError, NotFound
 
 
 def own_session(request: HttpRequest, session_id) -> ChatSession:
@@ -58,9 +59,10 @@ def session_rename(request: HttpRequest, session_id) -> HttpResponse:
 @require_POST
 def session_delete(request: HttpRequest, session_id) -> HttpResponse:
     session = own_session(request, session_id)
-    if running_turn(session.id) is not None:
+    try:
+        do_delete_session(session=session)
+    except TurnRunning:
         messages.error(request, f"“{session.title}” has a running turn: stop it before deleting the chat.")
     else:
-        do_delete_session(session=session)
         messages.success(request, f"Deleted “{session.title}”.")
     return redirect("chat:sessions")

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from django.core.exceptions import ImproperlyConfigured
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("COPILOT_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite file, CLI home and workspaces live here
@@ -39,8 +41,13 @@ def database_from_url(url: str) -> dict:
     raise ValueError(f"DATABASE_URL: unsupported scheme {parts.scheme!r} (use sqlite:// or postgres://)")
 
 
-DEBUG = env_flag("DJANGO_DEBUG", True)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or "dev-only-insecure-key-set-DJANGO_SECRET_KEY-in-production"
+# Off unless DJANGO_DEBUG=1 (`./dev serve` on loopback sets it). `serve` on a public address refuses to start with
+# the development key below: it signs sessions and CSRF tokens.
+DEBUG = env_flag("DJANGO_DEBUG", False)
+DEVELOPMENT_SECRET_KEY = "dev-only-insecure-key-set-DJANGO_SECRET_KEY-in-production"
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or DEVELOPMENT_SECRET_KEY
+# Served over HTTPS (directly or behind a TLS proxy): secure cookies and HSTS. Default: unless DEBUG.
+HTTPS = env_flag("DJANGO_HTTPS", not DEBUG)
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 
@@ -62,6 +69,7 @@ INSTALLED_APPS = [
     "chat",
     "agents",
     "localmodel",
+    "copilot_site",
 ]
 
 MIDDLEWARE = [
@@ -126,8 +134,8 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = True  # serve static files without a collectstatic step
 
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = not DEBUG
-SECURE_HSTS_SECONDS = 0 if DEBUG else 31536000
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 REST_FRAMEWORK = {
@@ -138,12 +146,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_THROTTLE_RATES": {"messages": os.environ.get("COPILOT_MESSAGE_RATE", "30/minute")},
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.UntrustedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "chat.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "copilot API",
@@ -157,64 +165,110 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "chat.api.stream_schema.add_stream_path"],
 }
 
 # The model: the local model unless a base URL or a real API key says otherwise.
 ANTHROPIC_BASE_URL = os.environ.get("ANTHROPIC_BASE_URL") or None
 ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY") or None
 
-COPILOT = {
-    # None: the serve command starts the local model and fills this in.
-    "ANTHROPIC_BASE_URL": ANTHROPIC_BASE_URL,
-    "ANTHROPIC_API_KEY": ANTHROPIC_API_KEY or "local-model-placeholder-key",
-    "USE_LOCAL_MODEL": ANTHROPIC_BASE_URL is None and ANTHROPIC_API_KEY is None,
-    "MODEL": os.environ.get("COPILOT_MODEL") or "claude-sonnet-5",
-    "MODEL_RETRIES": int(os.environ.get("COPILOT_MODEL_RETRIES", "2")),
+# Every value below can be set from the environment as COPILOT_<NAME> (the README's settings table): numbers as
+# numbers, lists comma-separated, RATE_LIMITS as "frames=60/1,turns=20/60" (merged over the defaults).
+COPILOT_DEFAULTS = {
+    "MODEL": "claude-sonnet-5",
+    "MODEL_RETRIES": 2,
     "MAX_MESSAGE_CHARS": 100_000,
     "MAX_FRAME_BYTES": 1024 * 1024,
     # (count, seconds) per window: frames per socket, resumes and turns started per user.
     "RATE_LIMITS": {"frames": (60, 1), "resumes": (20, 10), "turns": (20, 60)},
     "MAX_RUNNING_TURNS_PER_USER": 3,
+    # Quotas, so one user cannot starve the others.
+    "MAX_SESSIONS_PER_USER": 1_000,
+    "MAX_AGENTS_PER_USER": 200,
+    "MAX_QUEUED_RUNS_PER_USER": 20,  # agent runs queued or running at once
+    "MAX_GRAPH_NODES": 50,
+    "MAX_WEBSOCKETS_PER_USER": 50,  # open at once, per server process
+    "MAX_WORKSPACE_BYTES": 200 * 1024 * 1024,
     "HEARTBEAT_SECONDS": 15,
     # A socket or event stream whose client stopped reading: once this much waits for it, the server waits
     # for the client to catch up, and drops the connection if it has not within the grace (chat/backlog.py).
-    "MAX_SEND_BACKLOG_BYTES": int(os.environ.get("COPILOT_MAX_SEND_BACKLOG_BYTES", str(4 * 1024 * 1024))),
-    "SEND_BACKLOG_GRACE_SECONDS": float(os.environ.get("COPILOT_SEND_BACKLOG_GRACE_SECONDS", "10")),
-    "STALE_TURN_SECONDS": 60,
-    "STUCK_TOOL_CALL_SECONDS": 600,  # the admin calls a tool call running longer than this "stuck"
+    "MAX_SEND_BACKLOG_BYTES": 4 * 1024 * 1024,
+    "SEND_BACKLOG_GRACE_SECONDS": 10.0,
+    "STALE_TURN_SECONDS": 60.0,
+    "STUCK_TOOL_CALL_SECONDS": 600.0,  # the admin calls a tool call running longer than this "stuck"
     "TOOL_OUTPUT_EVENT_CHARS": 64 * 1024,
+    "TOOL_OUTPUT_STORED_CHARS": 5_000_000,  # what one tool call's output may take in the database
     # Deltas of the answer that come faster than this are merged: one frame per window per watcher, not per token.
-    "DELTA_WINDOW_MS": int(os.environ.get("COPILOT_DELTA_WINDOW_MS", "50")),
+    "DELTA_WINDOW_MS": 50,
     # The tool policy (chat/engine/policy.py): tools granted beyond the copilot's own and the workspace file tools
     # (e.g. ["Bash"], only for a trusted local install), and what one turn may use.
     "EXTRA_ALLOWED_TOOLS": [],
     "MAX_TOOL_CALLS_PER_TURN": 50,
     "MAX_SUBAGENT_TASKS_PER_TURN": 3,
-    "MAX_TURN_SECONDS": 600,
+    "MAX_TURN_SECONDS": 600.0,
     # The http_get block: the hosts it may fetch ("*.example.com" or "*" admit public addresses only), its limits.
     "HTTP_GET_ALLOWED_HOSTS": [],
-    "HTTP_GET_TIMEOUT_SECONDS": 10,
+    "HTTP_GET_TIMEOUT_SECONDS": 10.0,
     "HTTP_GET_MAX_BYTES": 1_000_000,
-    # Agent runs and builds (agents/): a run whose heartbeat is older than STALE_RUN_SECONDS lost its worker
-    # and is marked failed; the worker polls its queue every WORKER_POLL_SECONDS when idle; `serve` starts
-    # AGENT_WORKERS worker processes; without Redis the web process hands reports on every REPORT_RELAY_SECONDS.
-    "STALE_RUN_SECONDS": float(os.environ.get("COPILOT_STALE_RUN_SECONDS", "30")),
-    "RUN_HEARTBEAT_SECONDS": float(os.environ.get("COPILOT_RUN_HEARTBEAT_SECONDS", "2")),
-    "WORKER_POLL_SECONDS": float(os.environ.get("COPILOT_WORKER_POLL_SECONDS", "0.2")),
-    "AGENT_WORKERS": int(os.environ.get("COPILOT_AGENT_WORKERS", "2")),
-    "REPORT_RELAY_SECONDS": 0.5,
+    # Agent runs (agents/): a run whose heartbeat is older than STALE_RUN_SECONDS lost its worker and is marked
+    # failed; queued work wakes an idle worker at once, which otherwise looks at its queue every WORKER_POLL_SECONDS;
+    # `serve` starts AGENT_WORKERS worker processes.
+    "STALE_RUN_SECONDS": 30.0,
+    "RUN_HEARTBEAT_SECONDS": 2.0,
+    "WORKER_POLL_SECONDS": 1.0,
+    "AGENT_WORKERS": 2,
     "EVENT_LOG_MAX_EVENTS": 10_000,
-    "EVENT_LOG_TTL_SECONDS": 24 * 3600,  # refreshed by every append, so a running turn's events stay
-    "REDIS_URL": REDIS_URL,
-    "REDIS_PREFIX": os.environ.get("COPILOT_REDIS_PREFIX") or "copilot",  # one per deployment sharing a Redis
+    "EVENT_LOG_TTL_SECONDS": 24 * 3600.0,  # refreshed by every append, so a running turn's events stay
+    "EVENT_LOG_MEMORY_BYTES": 256 * 1024 * 1024,  # the in-memory log (no Redis) keeps at most this, over all chats
+    "REDIS_PREFIX": "copilot",  # one per deployment sharing a Redis
+    "BROADCAST": "auto",  # how processes wake each other (core/broadcast.py): auto, postgres, redis or local
     # Every process of one deployment must see the same path: it names the SDK's stored conversations.
-    "WORKSPACES_DIR": Path(os.environ.get("COPILOT_WORKSPACES_DIR") or VAR_DIR / "workspaces"),
+    "WORKSPACES_DIR": VAR_DIR / "workspaces",
     "CLI_HOME_DIR": VAR_DIR / "claude-home",
     "SYSTEM_PROMPT": (
         "You are copilot, an assistant that helps people build and run small agents made of blocks. "
         "Use the copilot tools to list blocks and run them, and to create, find and run agents (graphs of blocks); "
         "agent runs go to the background and report back to this chat when they end. Answer briefly."
     ),
+}
+
+
+def env_setting(name: str, default):
+    """COPILOT_<name> from the environment, parsed like `default`; `default` when it is unset."""
+    raw = os.environ.get(f"COPILOT_{name}")
+    if raw is None or raw == "":
+        return default
+    try:
+        if isinstance(default, bool):
+            return env_flag(f"COPILOT_{name}", default)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, list):
+            return [item.strip() for item in raw.split(",") if item.strip()]
+        if isinstance(default, Path):
+            return Path(raw)
+        if isinstance(default, dict):  # RATE_LIMITS: "frames=60/1,turns=20/60"
+            limits = dict(default)
+            for item in raw.split(","):
+                kind, _, rate = item.partition("=")
+                count, _, seconds = rate.partition("/")
+                limits[kind.strip()] = (int(count), float(seconds))
+            return limits
+    except ValueError:
+        raise ImproperlyConfigured(f"COPILOT_{name}={raw!r} is not a valid value like {default!r}") from None
+    return raw
+
+
+COPILOT = {
+    **{name: env_setting(name, default) for name, default in COPILOT_DEFAULTS.items()},
+    # None: the serve command starts the local model and fills this in.
+    "ANTHROPIC_BASE_URL": ANTHROPIC_BASE_URL,
+    "ANTHROPIC_API_KEY": ANTHROPIC_API_KEY or "local-model-placeholder-key",
+    "USE_LOCAL_MODEL": ANTHROPIC_BASE_URL is None and ANTHROPIC_API_KEY is None,
+    "REDIS_URL": REDIS_URL,
 }
 
 # Background work (agent runs and builds) goes through Django's tasks framework to a database-backed worker.

@@ -11,4 +11,4 @@ urlpatterns = [
     path("", include("chat.urls")),
 ]
 
-handler404 = "chat.api.errors.not_found"
+handler404 = "core.api.errors.not_found"

@@ -16,7 +16,7 @@ import pytest
 from django.db import connection
 
 from chat.engine.registry import running_turns
-from chat.events.log import reset_event_log
+from chat.events.factory import reset_event_log
 from localmodel.server import LocalModelServer
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent

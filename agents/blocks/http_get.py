@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from agents.blocks import Block, BlockError, register
-from chat.conf import copilot_setting
+from core.conf import copilot_setting
 
 MAX_REDIRECTS = 3
 MAX_URL_CHARS = 2_048

@@ -3,7 +3,7 @@
 import httpx
 
 from agents.blocks import Block, BlockError, register
-from chat.conf import copilot_setting
+from core.conf import copilot_setting
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"

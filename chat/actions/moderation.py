@@ -17,11 +17,11 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from chat.actions.turns import do_record_tool_output
-from chat.conf import copilot_setting
 from chat.engine.session_store import DjangoSessionStore
 from chat.events import chunks
-from chat.events.log import get_event_log
+from chat.events.factory import get_event_log
 from chat.models import ChatSession, ToolCall, ToolCallStatus, TranscriptEntry, Turn, TurnStatus
+from core.conf import copilot_setting
 
 # What the chat shows (the call's `errorText`), and what the model reads in the call's tool_result.
 STAFF_INTERRUPTED = "interrupted by staff: a staff member ended this tool call"

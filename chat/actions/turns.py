@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -12,11 +10,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from chat.conf import copilot_setting
 from chat.errors import BadMessage, TooManyTurns, TurnRunning
 from chat.models import ChatSession, Message, MessageRole, ToolCall, ToolCallStatus, Turn, TurnStatus
-
-PROCESS_NAME = f"{socket.gethostname()}:{os.getpid()}"
+from core.conf import copilot_setting
+from core.process import PROCESS_NAME
 
 
 @dataclass(frozen=True)

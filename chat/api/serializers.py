@@ -5,26 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from chat.models import TurnStatus
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know, so a typo is an error rather than silently ignored."""
-
-    def validate(self, attrs):
-        if isinstance(self.initial_data, dict):
-            unknown = sorted(set(self.initial_data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError(f"unknown fields: {', '.join(unknown)}")
-        return attrs
-
-
-class TextField(serializers.CharField):
-    """A string, and only a string: 5 or true is refused rather than turned into "5" or "True"."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
+from core.api.serializers import StrictSerializer, TextField
 
 
 class SessionCreateSerializer(StrictSerializer):
@@ -110,8 +91,3 @@ class TurnAcceptedSerializer(serializers.Serializer):
 
 class StopAcceptedSerializer(serializers.Serializer):
     stopping = serializers.BooleanField()
-
-
-class ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()

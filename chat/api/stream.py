@@ -17,12 +17,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.views.decorators.http import require_GET
 
 from chat.auth import user_for_token
-from chat.conf import copilot_setting
-from chat.errors import NotFound
 from chat.events import chunks
 from chat.events.cursor import EventCursor, SnapshotNeeded
-from chat.events.log import get_event_log, session_group
+from chat.events.factory import get_event_log
+from chat.events.log import session_group
 from chat.selectors import access_session, running_turn
+from core.conf import copilot_setting
+from core.errors import NotFound
 
 
 def error_response(status: int, code: str, message: str) -> JsonResponse:

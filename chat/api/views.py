@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from asgiref.sync import async_to_sync
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
@@ -14,12 +13,18 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from chat.actions.sessions import do_create_session, do_delete_session, do_rename_session
 from chat.api import serializers as s
-from chat.api.schema import Pagination, error_responses
 from chat.engine.registry import begin_turn, stop_turn
-from chat.errors import NotFound, TurnRunning
 from chat.models import Turn
-from chat.selectors import access_session, running_turn, session_dict, session_snapshot, sessions_of, \
-    turn_detail_dict, turn_dict
+from chat.selectors import (
+    access_session,
+    session_dict,
+    session_snapshot,
+    sessions_of,
+    turn_detail_dict,
+    turn_dict,
+)
+from core.api.schema import Pagination, error_responses
+from core.errors import NotFound
 
 ERROR_TEXTS = {404: "No such session (or another user's)", 409: "Conflicts with the session's state"}
 
@@ -68,11 +73,7 @@ class SessionDetailView(GenericAPIView):
 
     @extend_schema(summary="Delete the session (not while a turn runs)", responses={204: None, **errors(409)})
     def delete(self, request, session_id):
-        session = access_session(user=request.user, session_id=session_id)
-        with transaction.atomic():
-            if running_turn(session.id) is not None:
-                raise TurnRunning("stop the running turn before deleting the session")
-            do_delete_session(session=session)
+        do_delete_session(session=access_session(user=request.user, session_id=session_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

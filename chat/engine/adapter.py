@@ -63,7 +63,7 @@ class TurnAdapter:
     sdk_session_id: str = ""
     api_error_text: str = ""
     max_event_output_chars: int = 64 * 1024
-    interrupting: bool = False  # set on stop: calls the CLI cuts short then end as "interrupted"
+    interrupting: bool = False  # set by begin_interrupt: calls the CLI cuts short then end as "interrupted"
 
     def feed(self, message: Any) -> list[Chunk]:
         if isinstance(message, StreamEvent):
@@ -239,40 +239,49 @@ class TurnAdapter:
             error_text = self.api_error_text or (message.result or "") or message.subtype
         self.outcome = TurnOutcome(is_error=is_error, error_text=error_text, sdk_session_id=self.sdk_session_id)
 
-    # --- the end of the turn ---
+    # --- stopping, and the end of the turn ---
 
-    def open_tool_call_ids(self) -> list[str]:
-        return [tool_id for tool_id, state in self.tool_calls.items() if not state.ended]
+    def begin_interrupt(self) -> None:
+        """The turn is being stopped: calls the CLI cuts short from now on end as interrupted, not failed."""
+        self.interrupting = True
 
-    def close(self) -> list[Chunk]:
-        """Close open text and the step. Open tool calls are the runner's to end (they need saving)."""
+    def close_turn(self) -> list[Chunk]:
+        """What ends the turn's stream: open text closed, every open tool call ended as interrupted (each
+        exactly once), then the step."""
         out: list[Chunk] = []
         for index in sorted(self.open_blocks):
             out.extend(self._block_stop(index))
+        for tool_call_id, state in self.tool_calls.items():
+            if not state.ended:
+                state.ended = True
+                out.append(chunks.tool_output_error(tool_call_id, chunks.INTERRUPTED))
+        if self.step_open:
+            self.step_open = False
+            out.append(chunks.finish_step())
         return out
 
-    def end_step(self) -> list[Chunk]:
-        if not self.step_open:
-            return []
-        self.step_open = False
-        return [chunks.finish_step()]
-
-    def mark_ended(self, tool_call_id: str) -> None:
-        state = self.tool_calls.get(tool_call_id)
-        if state is not None:
-            state.ended = True
+    # --- what the recording of a chunk reads ---
 
     def saved_parts(self) -> list[dict[str, Any]]:
         return sorted(self.text_parts.values(), key=lambda part: part["index"])
 
+    def is_mcp_call(self, tool_use_id: str) -> bool:
+        state = self.tool_calls.get(tool_use_id)
+        return state is not None and state.name.startswith("mcp__")
+
 
 def truncated_for_event(output: Any, limit: int) -> Any:
     """The output itself when it is small; else its first `limit` characters and a clear note."""
+    return truncated(output, limit, note="the first {limit:,} are shown. It is saved whole.")
+
+
+def truncated(output: Any, limit: int, *, note: str) -> Any:
+    """The output itself when it has at most `limit` characters as JSON; else a preview of them, saying so."""
     text = output if isinstance(output, str) else json.dumps(output, default=str)
     if len(text) <= limit:
         return output
     return {"truncated": True, "total_chars": len(text), "preview": text[:limit],
-            "note": f"The output has {len(text):,} characters; the first {limit:,} are shown. It is saved whole."}
+            "note": f"The output has {len(text):,} characters; " + note.format(limit=limit)}
 
 
 def tool_result_text(content: Any) -> str:

@@ -10,11 +10,12 @@ from pathlib import Path
 import claude_agent_sdk
 from claude_agent_sdk import ClaudeAgentOptions, HookMatcher
 
-from agents.copilot_tools import SERVER_NAME, build_copilot_server
-from chat.conf import copilot_setting
 from chat.engine.policy import ToolGate, TurnLimits, TurnState, builtin_tools
 from chat.engine.session_store import DjangoSessionStore
+from chat.engine.tools import SERVER_NAME, ToolContext, build_copilot_server
 from chat.engine.whole_outputs import WholeOutputs
+from chat.workspaces import workspace_for
+from core.conf import copilot_setting
 
 logger = logging.getLogger("chat.engine.cli")
 
@@ -64,12 +65,6 @@ def cli_environment() -> dict[str, str]:
     return {**env, "COPILOT_CLI": real_cli_path(), "COPILOT_CLI_KEEP_ENV": " ".join([*CLI_ENV_PASSTHROUGH, *env])}
 
 
-def workspace_for(session_id: str) -> Path:
-    path = Path(copilot_setting("WORKSPACES_DIR")) / str(session_id)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def merged_hooks(*hook_sets: dict[str, list[HookMatcher]]) -> dict[str, list[HookMatcher]]:
     merged: dict[str, list[HookMatcher]] = {}
     for hooks in hook_sets:
@@ -89,7 +84,7 @@ def turn_options(*, session_id: str, sdk_session_id: str = "", turn_id: str = ""
         model=copilot_setting("MODEL"),
         system_prompt=copilot_setting("SYSTEM_PROMPT"),
         tools=builtin_tools(limits),  # the file tools and what a setting grants; no shell, no web
-        mcp_servers={SERVER_NAME: build_copilot_server(session_id=session_id, owner_id=owner_id)},
+        mcp_servers={SERVER_NAME: build_copilot_server(ToolContext(session_id=session_id, owner_id=owner_id))},
         strict_mcp_config=True,  # no other MCP server, whatever a config file in the workspace says
         hooks=merged_hooks(gate.hooks(), whole_outputs.hooks() if whole_outputs else {}),
         can_use_tool=gate.can_use_tool,

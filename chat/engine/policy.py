@@ -21,8 +21,9 @@ from typing import Any
 
 from claude_agent_sdk import HookMatcher, PermissionResultAllow, PermissionResultDeny
 
-from agents.copilot_tools import COPILOT_TOOL_NAMES
-from chat.conf import copilot_setting
+from chat.engine.tools import copilot_tool_names
+from chat.workspaces import room_left
+from core.conf import copilot_setting
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ BAD_PATTERN = "bad_pattern"
 BACKGROUND = "background"
 TOOL_CALL_LIMIT = "tool_call_limit"
 SUBAGENT_LIMIT = "subagent_limit"
+WORKSPACE_FULL = "workspace_full"
 
 # Denied calls of this process by (tool name, kind): for monitoring and tests.
 denials: Counter[tuple[str, str]] = Counter()
@@ -111,7 +113,7 @@ def decide(tool_name: str, tool_input: dict[str, Any], *, workspace: Path, turn_
         return Deny(BAD_INPUT, "the tool input must be an object")
     if tool_name in FILE_TOOLS:
         return _decide_file_tool(tool_name, tool_input, workspace)
-    if tool_name in COPILOT_TOOL_NAMES:
+    if tool_name in copilot_tool_names():
         return Allow()
     if tool_name not in granted_extras(limits):
         return Deny(NOT_GRANTED, f"{tool_name} is not allowed: the copilot may use its own tools, and the file tools "
@@ -127,7 +129,7 @@ def decide(tool_name: str, tool_input: dict[str, Any], *, workspace: Path, turn_
 
 def grants(tool_name: str, limits: TurnLimits) -> bool:
     """Whether the policy lets the model use this tool at all; `decide` still checks each call of it."""
-    return tool_name in FILE_TOOLS or tool_name in COPILOT_TOOL_NAMES or tool_name in granted_extras(limits)
+    return tool_name in FILE_TOOLS or tool_name in copilot_tool_names() or tool_name in granted_extras(limits)
 
 
 def refused_by_cli(tool_name: str, error_text: str, limits: TurnLimits) -> Deny | None:
@@ -169,7 +171,42 @@ def _decide_file_tool(tool_name: str, tool_input: dict[str, Any], workspace: Pat
         denied = check_glob_pattern(glob_field, tool_input[glob_field])
         if denied:
             return denied
+    if tool_name in {"Write", "Edit"}:
+        return check_workspace_room(tool_name, tool_input, workspace) or Allow()
     return Allow()
+
+
+def bytes_added(tool_name: str, tool_input: dict[str, Any], target: str) -> int:
+    """How much a Write or Edit would add to the workspace (at most; negative when it shrinks a file)."""
+    try:
+        current = os.path.getsize(target)
+    except OSError:
+        current = 0
+    if tool_name == "Write":
+        return len(str(tool_input.get("content", "")).encode()) - current
+    old, new = str(tool_input.get("old_string", "")).encode(), str(tool_input.get("new_string", "")).encode()
+    if not tool_input.get("replace_all") or not old or len(new) <= len(old):
+        return len(new) - len(old)
+    try:
+        with open(target, "rb") as file:
+            occurrences = file.read().count(old)
+    except OSError:
+        occurrences = 1
+    return occurrences * (len(new) - len(old))
+
+
+def check_workspace_room(tool_name: str, tool_input: dict[str, Any], workspace: Path) -> Deny | None:
+    """None when the workspace has room for what this Write or Edit adds (MAX_WORKSPACE_BYTES)."""
+    target = os.path.realpath(os.path.join(os.path.realpath(workspace), str(tool_input.get("file_path", ""))))
+    added = bytes_added(tool_name, tool_input, target)
+    if added <= 0:
+        return None
+    left = room_left(workspace)
+    if added > left:
+        limit = copilot_setting("MAX_WORKSPACE_BYTES")
+        return Deny(WORKSPACE_FULL, f"this chat's workspace may hold {limit:,} bytes and has {max(left, 0):,} "
+                                    f"left; this {tool_name} would add {added:,}: delete files first")
+    return None
 
 
 def check_path(name: str, raw: Any, workspace: Path) -> Deny | None:

@@ -10,11 +10,12 @@ from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from chat.actions.turns import do_finish_turn, do_record_tool_output
-from chat.conf import copilot_setting
 from chat.events import chunks
 from chat.events.chunks import INTERRUPTED
-from chat.events.log import get_event_log
+from chat.events.factory import get_event_log
+from chat.events.notices import appends_here, deliver_pending_notices
 from chat.models import ToolCall, ToolCallStatus, Turn, TurnStatus
+from core.conf import copilot_setting
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +67,15 @@ async def reap_stale_turns(*, running_here: set[str] = frozenset()) -> list[str]
 
 
 async def reap_periodically(running_here) -> None:
-    """Reap at start-up, then every half stale period, so a dead turn ends within the stale timeout."""
+    """Reap at start-up, then every half stale period, so a dead turn ends within the stale timeout.
+
+    Each round also appends the notices whose append failed when they were saved.
+    """
     while True:
         try:
             await reap_stale_turns(running_here=running_here())
+            if appends_here():
+                await deliver_pending_notices()
         except Exception:
             logger.exception("reaping stale turns failed; trying again later")
         await asyncio.sleep(copilot_setting("STALE_TURN_SECONDS") / 2)

@@ -16,7 +16,7 @@ from channels.layers import get_channel_layer
 from chat.actions.turns import StartedTurn, do_start_turn
 from chat.engine.runner import TurnRunner, TurnSpec
 from chat.errors import NothingRunning
-from chat.events.log import get_event_log
+from chat.events.factory import get_event_log
 from chat.limits import check_rate
 from chat.models import ChatSession, TurnStatus
 

@@ -3,8 +3,10 @@
 Per session: `…:seq` holds the last seq, `…:events` is a stream whose entry ids are `<seq>-0`, and
 `…:lock` serialises writers across processes. An append with a durable write takes two round trips: one
 Lua call that takes the lock and reads the seq, and one that adds the events, moves the seq and releases
-the lock; an append without one takes a single call while nobody holds the lock. The keys expire after
-EVENT_LOG_TTL_SECONDS without appends; the stream keeps the newest EVENT_LOG_MAX_EVENTS entries.
+the lock; an append without one takes a single call while nobody holds the lock. Whoever releases the lock
+publishes on `…:lock:released`, and a writer waiting for it listens there, so it is woken, not polling. The
+keys expire after EVENT_LOG_TTL_SECONDS without appends; the stream keeps the newest EVENT_LOG_MAX_EVENTS
+entries.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import uuid
 
 import redis.asyncio as redis
 
-from chat.conf import copilot_setting
 from chat.events.chunks import Chunk
 from chat.events.log import DurableWrite, Event, SeqSeeder, publish
+from core.conf import copilot_setting
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ end
 redis.call('set', KEYS[2], ARGV[2], 'PX', ARGV[3])
 redis.call('pexpire', KEYS[3], ARGV[3])
 redis.call('del', KEYS[1])
+redis.call('publish', KEYS[1] .. ':released', '1')
 return 1
 """
 
@@ -59,7 +62,11 @@ return first
 """
 
 RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  redis.call('del', KEYS[1])
+  redis.call('publish', KEYS[1] .. ':released', '1')
+  return 1
+end
 return 0
 """
 
@@ -87,20 +94,33 @@ class RedisEventLog:
         base = f"{self._prefix}:session:{session_id}"
         return f"{base}:lock", f"{base}:seq", f"{base}:events"
 
-    async def _acquire(self, session_id: str, token: str) -> int | None:
-        """Take the session's lock; returns the stored last seq (None when not stored)."""
+    async def _try_acquire(self, session_id: str, token: str) -> tuple[bool, int | None]:
         lock_key, seq_key, _ = self._keys(session_id)
-        delay = 0.002
+        acquired, stored = await self._client().eval(ACQUIRE, 2, lock_key, seq_key, token, LOCK_MS)
+        return bool(acquired), int(stored) if stored is not None else None
+
+    async def _acquire(self, session_id: str, token: str) -> int | None:
+        """Take the session's lock; returns the stored last seq (None when not stored).
+
+        Held by another process (rare, and brief): wait to hear it released, listening before each try, so a
+        release between a failed try and the wait is not missed. The lock expires after LOCK_MS in any case.
+        """
+        acquired, stored = await self._try_acquire(session_id, token)
+        if acquired:
+            return stored
+        lock_key = self._keys(session_id)[0]
         deadline = asyncio.get_running_loop().time() + LOCK_WAIT_SECONDS
-        while True:
-            acquired, stored = await self._client().eval(ACQUIRE, 2, lock_key, seq_key, token, LOCK_MS)
-            if acquired:
-                return int(stored) if stored is not None else None
-            # Another process is appending to this session right now: rare, and brief.
-            if asyncio.get_running_loop().time() > deadline:
-                raise LockTimeout(f"session {session_id}: the event log lock was held for {LOCK_WAIT_SECONDS}s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.1)
+        async with self._client().pubsub(ignore_subscribe_messages=True) as released:
+            await released.subscribe(f"{lock_key}:released")
+            while True:
+                acquired, stored = await self._try_acquire(session_id, token)
+                if acquired:
+                    return stored
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    raise LockTimeout(f"session {session_id}: the event log lock was held for {LOCK_WAIT_SECONDS}s")
+                # Woken by a release; at the latest when a lost holder's lock has expired.
+                await released.get_message(timeout=min(left, LOCK_MS / 1000))
 
     async def append(self, session_id: str, turn_id: str | None, batch: list[Chunk],
                      durable_write: DurableWrite | None = None) -> list[Event]:
@@ -115,7 +135,7 @@ class RedisEventLog:
                 first = await self._append_locked(session_id, bodies, durable_write)
             if not first:
                 return []
-        events = [Event(first + offset, session_id, turn_id, chunk) for offset, chunk in enumerate(batch)]
+        events = [Event.of(first + offset, session_id, turn_id, chunk) for offset, chunk in enumerate(batch)]
         await publish(session_id, events)
         return events
 
@@ -161,10 +181,13 @@ class RedisEventLog:
         events = []
         for entry_id, fields in entries:
             body = json.loads(fields[b"e"])
-            events.append(Event(int(entry_id.split(b"-")[0]), session_id, body["turn_id"], body["chunk"]))
+            events.append(Event.of(int(entry_id.split(b"-")[0]), session_id, body["turn_id"], body["chunk"]))
         if not events or events[0].seq != after_seq + 1:
             return None  # trimmed or expired: the client needs a snapshot
         return events
+
+    async def forget(self, session_id: str) -> None:
+        await self._client().delete(*self._keys(session_id))
 
     async def close(self) -> None:
         for client in self._clients.values():

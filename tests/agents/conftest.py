@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -12,13 +13,14 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from agents.models import AgentRun
-from agents.reports import report_relay
 from agents.supervisor import WorkerProcess
+from chat.events.notices import notice_relay
 from tests.conftest import REDIS_PREFIX, SHARED_WORKSPACES, database_url
 from tests.factories import make_user
 
 # Fast enough that tests observing a worker wait little; the stale timeout stays the default unless a test sets it.
-WORKER_TEST_ENV = {"COPILOT_WORKER_POLL_SECONDS": "0.05", "COPILOT_RUN_HEARTBEAT_SECONDS": "0.5"}
+# (Queued work wakes a worker at once: no fast polling of the queue.)
+WORKER_TEST_ENV = {"COPILOT_RUN_HEARTBEAT_SECONDS": "0.5"}
 
 
 class WorkerForTests:
@@ -76,10 +78,20 @@ def start_worker(local_model, tmp_path):
 
 
 @pytest.fixture
-async def relay_stopped():
-    """Stop this test's report relay (it runs on the test's event loop) when the test ends."""
+async def notice_relay_running(settings):
+    """The web process's notice relay, as daphne runs it without Redis, listening when the test starts."""
+    if not settings.COPILOT["REDIS_URL"]:
+        notice_relay.start()
+        await asyncio.wait_for(notice_relay.listening.wait(), timeout=10)
     yield
-    await report_relay.stop()
+    await notice_relay.stop()
+
+
+@pytest.fixture
+async def relay_stopped():
+    """Stop this test's notice relay (it runs on the test's event loop) when the test ends."""
+    yield
+    await notice_relay.stop()
 
 
 def wait_for(read, predicate, *, timeout: float = 30, what: str = "the database"):

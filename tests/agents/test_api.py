@@ -6,7 +6,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from agents.actions import do_cancel_run
-from agents.models import Agent, AgentReport, AgentRun, AgentVersion
+from agents.models import Agent, AgentRun, AgentVersion
+from chat.models import SessionNotice
 from chat.selectors import session_snapshot
 from tests.agents.conftest import create_agent, greeting_pipeline, start_run, two_waits_and_a_join
 from tests.factories import make_session, make_user
@@ -126,11 +127,11 @@ def test_deleting_an_agent_takes_its_versions_and_runs_but_the_chat_keeps_its_re
     session = make_session(agent.owner)
     run = AgentRun.objects.get(pk=start_run(api, agent.id))
     AgentRun.objects.filter(pk=run.pk).update(session=session)
-    _, report = do_cancel_run(run=AgentRun.objects.get(pk=run.pk))
-    AgentReport.objects.filter(pk=report.pk).update(seq=1)  # as if appended to the session's log
+    do_cancel_run(run=AgentRun.objects.get(pk=run.pk))
+    SessionNotice.objects.filter(session=session).update(seq=1)  # as if appended to the session's log
     agent.delete()
     assert not AgentRun.objects.exists() and not AgentVersion.objects.exists()
     [kept] = session_snapshot(session)["reports"]
     assert kept["chunk"]["data"]["status"] == "cancelled" and kept["chunk"]["data"]["run_id"] == str(run.id)
     agent.owner.delete()  # and a user goes with everything of theirs
-    assert not AgentReport.objects.exists()
+    assert not SessionNotice.objects.exists()

@@ -19,7 +19,7 @@ from tests.agents.conftest import two_waits_and_a_join
 from tests.factories import EventWatcher, assert_turn_well_formed, make_session, make_user, script
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e,
-              pytest.mark.usefixtures("no_turn_left_running", "relay_stopped")]
+              pytest.mark.usefixtures("no_turn_left_running", "notice_relay_running")]
 
 
 def call(tool: str, **tool_input) -> dict:

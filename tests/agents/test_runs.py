@@ -11,15 +11,16 @@ from channels.db import database_sync_to_async
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from agents import reports
 from agents.actions import do_cancel_run, do_create_agent, do_enqueue_run
 from agents.errors import AgentNotReady, RunFinished
 from agents.executor import execute_run
 from agents.graphs import InputsError
-from agents.models import AgentReport, AgentRun, AgentRunNode, AgentStatus, NodeStatus, RunStatus
+from agents.models import AgentRun, AgentRunNode, AgentStatus, NodeStatus, RunStatus
 from agents.reaper import reap_stale_work
-from agents.reports import deliver_if_mine, report_relay
-from chat.events.log import get_event_log
+from chat.events import notices
+from chat.events.notices import notice_relay
+from chat.models import SessionNotice
+from chat.events.factory import get_event_log
 from chat.selectors import session_snapshot
 from tests.agents.conftest import greeting_pipeline, two_waits_and_a_join
 from tests.factories import EventWatcher, make_session, make_user
@@ -124,8 +125,7 @@ def test_bad_run_inputs_and_agents_not_ready_queue_nothing():
 async def test_a_cancelled_queued_run_never_runs_and_its_session_hears_it():
     run, session = await queued_run(two_waits_and_a_join(), with_session=True)
     async with EventWatcher(session.id) as watcher:
-        run, report = await database_sync_to_async(do_cancel_run)(run=run)
-        await deliver_if_mine(report)
+        run = await database_sync_to_async(do_cancel_run)(run=run)  # its report is appended once committed
         events = await watcher.until(lambda chunk: chunk["type"] == "data-agent-run", timeout=5)
     assert events[-1]["turn_id"] is None
     assert events[-1]["chunk"]["data"] == {"run_id": str(run.id), "agent_id": str(run.agent_id),
@@ -205,25 +205,40 @@ async def test_reports_stay_in_the_session_snapshot_in_seq_order():
         "outputs": {"sentence": {"text": "Hello Ada, the answer is 42."}, "doubled": {"result": 42},
                     "pick": {"value": 42}}}}
     # The next process's event log continues after the report's seq.
-    from chat.events.log import reset_event_log
+    from chat.events.factory import reset_event_log
 
     reset_event_log()
     assert await get_event_log().last_seq(str(session.id)) == 1
 
 
+def report_of(run) -> SessionNotice:
+    return SessionNotice.objects.get(key=f"agent-run:{run.id}")
+
+
 async def test_a_worker_without_a_shared_log_leaves_reports_to_the_web_process_relay(monkeypatch, settings):
     # Without a shared event log (REDIS_URL unset) the web process's relay appends what workers saved.
-    settings.COPILOT = {**settings.COPILOT, "REPORT_RELAY_SECONDS": 0.05, "REDIS_URL": None}
+    settings.COPILOT = {**settings.COPILOT, "REDIS_URL": None}
     run, session = await queued_run(two_waits_and_a_join(0), with_session=True)
-    monkeypatch.setattr(reports, "_worker_process", True)  # as in the worker: it must not append
+    monkeypatch.setattr(notices, "_holds_no_log", True)  # as in the worker: it must not append
     await execute_run(run.id)
-    saved = await database_sync_to_async(AgentReport.objects.get)(run_id=run.id)
+    saved = await database_sync_to_async(report_of)(run)
     assert saved.seq is None
-    monkeypatch.setattr(reports, "_worker_process", False)  # back in the web process
+    monkeypatch.setattr(notices, "_holds_no_log", False)  # back in the web process
     async with EventWatcher(session.id) as watcher:
-        report_relay.ensure_running()
+        notice_relay.start()
         events = await watcher.until(lambda chunk: chunk["type"] == "data-agent-run", timeout=5)
-        relay = report_relay._task
-        await asyncio.wait_for(asyncio.shield(relay), timeout=5)  # nothing left to do: it ends by itself
     assert events[-1]["chunk"]["data"]["status"] == "completed"
-    assert (await database_sync_to_async(AgentReport.objects.get)(run_id=run.id)).seq == events[-1]["seq"]
+    assert (await database_sync_to_async(report_of)(run)).seq == events[-1]["seq"]
+
+
+async def test_the_web_process_relay_appends_a_report_as_soon_as_a_worker_says_it_saved_one(monkeypatch, settings):
+    settings.COPILOT = {**settings.COPILOT, "REDIS_URL": None}
+    run, session = await queued_run(two_waits_and_a_join(0), with_session=True)
+    notice_relay.start()
+    await asyncio.wait_for(notice_relay.listening.wait(), timeout=10)
+    async with EventWatcher(session.id) as watcher:
+        monkeypatch.setattr(notices, "_holds_no_log", True)  # the worker's side: save, and tell the web process
+        await execute_run(run.id)
+        monkeypatch.setattr(notices, "_holds_no_log", False)
+        events = await watcher.until(lambda chunk: chunk["type"] == "data-agent-run", timeout=5)
+    assert (await database_sync_to_async(report_of)(run)).seq == events[-1]["seq"]

@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 
 from agents.models import Agent, AgentRunNode, AgentStatus, NodeStatus, RunStatus
-from tests.agents.conftest import create_agent, greeting_pipeline, start_run, two_waits_and_a_join, wait_for, \
-    wait_for_run, worker_pid
+from tests.agents.conftest import (
+    create_agent,
+    greeting_pipeline,
+    start_run,
+    two_waits_and_a_join,
+    wait_for,
+    wait_for_run,
+    worker_pid,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 

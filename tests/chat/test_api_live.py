@@ -72,12 +72,12 @@ def test_stop_over_http(api):
 
 def test_schemathesis_finds_no_server_error_and_no_response_off_the_schema(api, daphne_server):
     import schemathesis
+    from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import (
         content_type_conformance,
         response_schema_conformance,
         status_code_conformance,
     )
-    from schemathesis.checks import not_a_server_error
 
     client, session, token = api
     headers = {"Authorization": f"Token {token}"}

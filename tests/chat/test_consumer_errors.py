@@ -70,7 +70,16 @@ async def test_cross_site_origin_is_refused_at_the_handshake():
     ('{"type": "resume", "after_seq": -1}', "bad_seq"),
     ('{"type": "resume", "after_seq": 99}', "bad_seq"),
     ('{"type": "resume", "after_seq": "1"}', "bad_frame"),
-    ('{"type": "send", "text": "hi"}', "bad_message"),
+    # A send whose text or client_message_id is missing or not a string is malformed (PROTOCOL §3).
+    ('{"type": "send", "text": "hi"}', "bad_frame"),
+    ('{"type": "send", "client_message_id": "8f0e7c55-6a33-4c3a-9d59-8f4a4b7e1d10"}', "bad_frame"),
+    ('{"type": "send", "text": 5, "client_message_id": "8f0e7c55-6a33-4c3a-9d59-8f4a4b7e1d10"}', "bad_frame"),
+    ('{"type": "send", "text": "hi", "client_message_id": 12}', "bad_frame"),
+    ('{"type": "send", "text": "hi", "client_message_id": "not-a-uuid"}', "bad_frame"),
+    ('{"type": "send", "text": ["hi"], "client_message_id": null}', "bad_frame"),
+    ('[' * 5000 + ']' * 5000, "bad_frame"),
+    ('{"type": "send", "text": "hi", "client_message_id": "8f0e7c55-6a33-4c3a-9d59-8f4a4b7e1d10", "x": '
+     + '[' * 5000 + ']' * 5000 + '}', "bad_frame"),
     ('{"type": "send", "text": "   ", "client_message_id": "8f0e7c55-6a33-4c3a-9d59-8f4a4b7e1d10"}', "bad_message"),
     ('{"type": "stop"}', "nothing_running"),
 ])

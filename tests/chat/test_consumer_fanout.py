@@ -8,7 +8,8 @@ import pytest
 from channels.layers import get_channel_layer
 
 from chat.events import chunks
-from chat.events.log import Event, get_event_log, publish, session_group
+from chat.events.factory import get_event_log
+from chat.events.log import Event, publish, session_group
 from tests.chat.test_turn_websocket import connect, owner_with_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,7 +37,7 @@ async def test_publish_makes_each_frame_json_once_for_every_socket(monkeypatch):
             sent.append(message)
 
     monkeypatch.setattr("chat.events.log.get_channel_layer", Layer)
-    events = [Event(7, "s1", "t1", chunks.start("m1")), Event(8, "s1", "t1", chunks.finish())]
+    events = [Event.of(7, "s1", "t1", chunks.start("m1")), Event.of(8, "s1", "t1", chunks.finish())]
     await publish("s1", events)
     [message] = sent
     assert message["events"] == [event.frame() for event in events]

@@ -14,8 +14,15 @@ import websockets
 from rest_framework.authtoken.models import Token
 
 from tests.conftest import ServerProcess
-from tests.factories import assert_turn_well_formed, is_finish, make_session, make_user, receive_until, script, \
-    wait_tool
+from tests.factories import (
+    assert_turn_well_formed,
+    is_finish,
+    make_session,
+    make_user,
+    receive_until,
+    script,
+    wait_tool,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from rest_framework.authtoken.models import Token
 
-from chat.events.log import get_event_log
+from chat.events.factory import get_event_log
 from chat.models import ChatSession
 from chat.selectors import session_snapshot
 from copilot_site.asgi import application

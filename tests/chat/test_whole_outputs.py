@@ -6,7 +6,6 @@ import asyncio
 import json
 
 import pytest
-
 from claude_agent_sdk import ToolResultBlock, UserMessage
 
 from chat.engine import whole_outputs

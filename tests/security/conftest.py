@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from channels.db import database_sync_to_async
 
-from chat.engine.options import workspace_for
 from chat.engine.registry import begin_turn, running_turns
 from chat.models import ToolCall, Turn
+from chat.workspaces import workspace_for
 from tests.factories import EventWatcher, make_session, make_user
 
 

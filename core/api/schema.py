@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework.pagination import PageNumberPagination
 
-from chat.api.serializers import ErrorSerializer
+from core.api.serializers import ErrorSerializer
 
 ERROR_TEXTS = {
     400: "Bad input", 401: "Not authenticated", 403: "Forbidden", 404: "Not found (or another user's)",

@@ -1,4 +1,4 @@
-"""Access to the `COPILOT` settings dict, read at call time so tests can override it."""
+"""Access to the `COPILOT` settings dict (copilot_site/settings.py), read at call time so tests can override it."""
 
 from typing import Any
 
