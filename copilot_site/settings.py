@@ -195,6 +195,8 @@ COPILOT = {
     "HTTP_GET_ALLOWED_HOSTS": [],
     "HTTP_GET_TIMEOUT_SECONDS": 10,
     "HTTP_GET_MAX_BYTES": 1_000_000,
+    # The most any block's output may be as JSON (agents/blocks: the run_block tool and agent runs alike).
+    "BLOCK_MAX_OUTPUT_BYTES": int(os.environ.get("COPILOT_BLOCK_MAX_OUTPUT_BYTES", "1000000")),
     # Agent runs and builds (agents/): a run whose heartbeat is older than STALE_RUN_SECONDS lost its worker
     # and is marked failed; the worker polls its queue every WORKER_POLL_SECONDS when idle; `serve` starts
     # AGENT_WORKERS worker processes; without Redis the web process hands reports on every REPORT_RELAY_SECONDS.
