@@ -15,6 +15,7 @@ from agents.copilot_tools import run_block_tool
 from agents.executor import execute_run
 from agents.models import NodeStatus, RunStatus
 from tests.agents.conftest import create_agent, start_run, wait_for_run
+from tests.agents.test_more_blocks import LocalSite
 from tests.agents.test_runs import queued_run, run_and_nodes
 
 ALLOWED = "a placeholder is a plain name, like {name}, with no !conversion and no :format spec"
@@ -131,6 +132,19 @@ async def test_through_the_copilot_tool_a_large_output_is_a_tool_error(settings)
                                     "more than BLOCK_MAX_OUTPUT_BYTES (200)"}], "is_error": True}
     ok = await run_block_tool.handler({"block": "calculator", "input": {"expression": "2 ** 10"}})
     assert ok["is_error"] is False and json.loads(ok["content"][0]["text"]) == {"result": 1024}
+
+
+async def test_http_get_cuts_its_text_to_fit_the_cap(settings):
+    site = LocalSite()
+    await site.start()
+    try:
+        with_cap(settings, 5_000, HTTP_GET_ALLOWED_HOSTS=[site.entry], HTTP_GET_MAX_BYTES=10_000)
+        result = await run_block("http_get", {"url": site.url("/big")})  # 5,000 × "é": 30,000 bytes as JSON
+    finally:
+        await site.stop()
+    assert result["truncated"] is True and result["status"] == 200
+    assert 4_990 <= len(json.dumps(result)) <= 5_000
+    assert set(result["text"]) == {"é"} and len(result["text"]) > 800
 
 
 # --- agent runs: the same cap, and what links bring a node ---
