@@ -191,6 +191,7 @@ async def test_one_large_output_may_feed_many_nodes(settings):
     assert await execute_run(run.id) == RunStatus.COMPLETED
     run, nodes = await run_and_nodes(run.id)
     assert run.outputs == {f"use{i}": {"text": page} for i in range(10)}
+    assert all(nodes[f"use{i}"].input == {"template": "{p}", "values": {"p": page}} for i in range(10))
 
 
 @runs

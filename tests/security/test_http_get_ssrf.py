@@ -136,7 +136,8 @@ async def test_ipv6_and_named_entries_with_ports(start_site, allow):
         await fetch(f"http://[::1]:{site_v4.port}/ok")
 
 
-async def test_a_wildcard_entry_allows_the_default_port_unless_it_names_one(allow, no_connection):
+@pytest.mark.usefixtures("no_connection")
+async def test_a_wildcard_entry_allows_the_default_port_unless_it_names_one(allow):
     allow("*")
     with pytest.raises(BlockError, match="allows '93.184.215.14' on port 80 only, not 8080"):
         await fetch("http://93.184.215.14:8080/")
@@ -148,7 +149,8 @@ async def test_a_wildcard_entry_allows_the_default_port_unless_it_names_one(allo
 @pytest.mark.parametrize("entry", ["api.example.com:0", "api.example.com:65536", "api.example.com:http",
                                    "api.example.com:", ":8080", "[::1", "[::1]8080", "[::1]:", "[nope]:80",
                                    "a:b:c", "api.example.com:８０"])
-async def test_a_bad_entry_is_a_clear_error(entry, allow, no_connection):
+@pytest.mark.usefixtures("no_connection")
+async def test_a_bad_entry_is_a_clear_error(entry, allow):
     allow("127.0.0.1", entry)
     with pytest.raises(BlockError) as caught:
         await fetch("http://127.0.0.1/")
@@ -209,7 +211,8 @@ async def test_once_public_a_redirect_chain_stays_public(start_site, allow, publ
     ("2001:0:4136:e378:8000:63bf:f5ff:fffe",
      "a private address (2001:0:4136:e378:8000:63bf:f5ff:fffe, the Teredo form of 10.0.0.1)"),
 ])
-async def test_ipv6_forms_of_private_ipv4_addresses_are_refused(host, refused, allow, no_connection):
+@pytest.mark.usefixtures("no_connection")
+async def test_ipv6_forms_of_private_ipv4_addresses_are_refused(host, refused, allow):
     allow("*")
     with pytest.raises(BlockError) as caught:
         await fetch(f"http://[{host}]/")
