@@ -10,12 +10,15 @@ Node states are saved in groups (`NodeWrites`): what the nodes do within NODE_WR
 transaction, and what is left when the run ends goes in the run's last one. A commit costs far more than a
 statement, so a run of quick nodes costs a handful of commits, not two per node; a slow node still shows as
 running a moment after it starts. Times are taken around each block, not when its write gets its turn.
+
+Blocks run through `agents.blocks.run_block`, as the copilot's tool runs them: every output is at most
+BLOCK_MAX_OUTPUT_BYTES as JSON. What a node's links bring it is held to the same bound (`check_linked_size`), so a
+node's input is at most its own and the run's (each bounded with the graph) plus one output's worth.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from typing import Any
@@ -24,8 +27,8 @@ from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from agents import actions
-from agents.blocks import BlockError
-from agents.graphs import Graph, GraphError, Node, check_block_input, check_graph, resolve_input
+from agents.blocks import BlockError, json_size, max_output_bytes, run_block, too_large
+from agents.graphs import Graph, GraphError, Link, Node, check_block_input, check_graph, resolve_input
 from agents.models import NodeStatus, RunStatus
 from agents.selectors import run_is_running
 from agents.tasks import RUN_CANCELLED
@@ -56,6 +59,15 @@ def storable(value: Any) -> Any:
     if isinstance(value, dict):
         return {storable(key): storable(item) for key, item in value.items()}
     return value
+
+
+def check_linked_size(links: list[Link], outputs: dict[str, dict[str, Any]]) -> None:
+    """Refuse, before they are copied into an input, linked values that add up to more than one output may be."""
+    limit, total = max_output_bytes(), 0
+    for counted, link in enumerate(links, start=1):
+        total += json_size(outputs.get(link.source, {}).get(link.output))
+        if total > limit:  # stop counting: the rest would only cost time
+            raise too_large("what its links bring", total, at_least=counted < len(links))
 
 
 def heartbeat_seconds() -> float:
@@ -146,6 +158,7 @@ class RunExecution:
                 return
             block_input = None
             try:
+                check_linked_size(self.graph.incoming(node.id), self.outputs)
                 block_input = resolve_input(node, self.plan.inputs.get(node.id, {}), self.graph.incoming(node.id),
                                             self.outputs)
                 check_block_input(node.block, block_input)
@@ -156,12 +169,10 @@ class RunExecution:
             started_at = timezone.now()
             self.node_writes.add(node.id, status=NodeStatus.RUNNING, input=block_input, started_at=started_at)
             try:
-                output = storable(await node.block.run(block_input))
-                json.dumps(output)  # saved as JSON: refuse what is not, here rather than in the database
+                # run_block refuses an output that is not JSON or is too large, here rather than in the database.
+                output = storable(await run_block(node.block.name, block_input))
             except BlockError as exc:
                 self._end(node, NodeStatus.FAILED, error=str(exc))
-            except (TypeError, ValueError) as exc:
-                self._end(node, NodeStatus.FAILED, error=f"the block's output is not JSON: {exc}")
             except Exception as exc:
                 logger.exception("%s node %s (%s) raised", self.log_prefix, node.id, node.block.name)
                 self._end(node, NodeStatus.FAILED, error=f"{type(exc).__name__}: {exc}")

@@ -211,6 +211,8 @@ COPILOT_DEFAULTS = {
     "HTTP_GET_ALLOWED_HOSTS": [],
     "HTTP_GET_TIMEOUT_SECONDS": 10.0,
     "HTTP_GET_MAX_BYTES": 1_000_000,
+    # The most any block's output may be as JSON (agents/blocks: the run_block tool and agent runs alike).
+    "BLOCK_MAX_OUTPUT_BYTES": 1_000_000,
     # Agent runs (agents/): a run whose heartbeat is older than STALE_RUN_SECONDS lost its worker and is marked
     # failed; queued work wakes an idle worker at once, which otherwise looks at its queue every WORKER_POLL_SECONDS;
     # `serve` starts AGENT_WORKERS worker processes.

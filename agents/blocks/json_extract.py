@@ -1,7 +1,8 @@
 """`json_extract {data, path}`: picks a value out of JSON data by a path like `a.b[0].c`.
 
 Dots separate object keys, `[n]` indexes a list (n from 0). An empty path is the whole data.
-Data given as a string is parsed as JSON first.
+Data given as a string is parsed as JSON first. The value picked is part of the data, so the output is never
+much larger than the input (NaN and Infinity, which are not JSON, are refused).
 """
 
 import json
@@ -37,6 +38,8 @@ def parse_path(path: str) -> list[str | int]:
     return steps
 
 
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _where(steps: list[str | int]) -> str:
@@ -73,8 +76,8 @@ async def run(block_input: dict) -> dict:
         raise BlockError("json_extract: path must be a string, like \"a.b[0].c\"")
     if isinstance(data, str):
         try:
-            data = json.loads(data)
-        except (json.JSONDecodeError, RecursionError) as exc:
+            data = json.loads(data, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:  # ValueError: bad JSON, or a number of over 4,300 digits
             raise BlockError(f"json_extract: data is a string that is not JSON: {exc}") from None
     return {"value": extract(data, path)}
 

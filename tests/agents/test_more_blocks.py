@@ -143,15 +143,17 @@ async def test_json_extract_refuses_bad_input(block_input, refused):
 
 
 class LocalSite:
-    """An aiohttp server on a loopback port that records the requests it gets."""
+    """An aiohttp server on a loopback address and port that records the requests it gets; `app` takes more routes
+    until it starts."""
 
-    def __init__(self) -> None:
+    def __init__(self, address: str = "127.0.0.1") -> None:
+        self.address = address
         self.paths: list[str] = []
         self.hosts: list[str] = []
         self.released = asyncio.Event()  # never set while a test runs; set at teardown to free a hung handler
         self.hung = asyncio.Event()
         self.port = 0
-        app = web.Application()
+        self.app = app = web.Application()
         app.router.add_get("/ok", self.ok)
         app.router.add_get("/missing", self.missing)
         app.router.add_get("/redirect", self.redirect)
@@ -163,12 +165,21 @@ class LocalSite:
         app.router.add_post("/v1/messages", self.messages)
         self.runner = web.AppRunner(app, access_log=None)
 
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+    def url(self, path: str, host: str | None = None) -> str:
+        return f"http://{host or self.netloc_host}:{self.port}{path}"
+
+    @property
+    def netloc_host(self) -> str:
+        return f"[{self.address}]" if ":" in self.address else self.address
+
+    @property
+    def entry(self) -> str:
+        """Its allow-list entry: its address and port (an entry without a port allows port 80 only)."""
+        return f"{self.netloc_host}:{self.port}"
 
     async def start(self) -> None:
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, self.address, 0)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
 
@@ -269,7 +280,7 @@ async def test_settings_have_safe_defaults():
 
 
 async def test_http_get_fetches_from_an_allowed_host(site, http_settings):
-    http_settings(["127.0.0.1"])
+    http_settings([site.entry])
     result = await run_block("http_get", {"url": site.url("/ok")})
     assert result == {"status": 200, "content_type": "text/plain; charset=utf-8", "text": "hello, block",
                       "truncated": False}
@@ -277,7 +288,7 @@ async def test_http_get_fetches_from_an_allowed_host(site, http_settings):
 
 
 async def test_http_get_returns_an_error_status_as_a_result(site, http_settings):
-    http_settings(["127.0.0.1"])
+    http_settings([site.entry])
     result = await run_block("http_get", {"url": site.url("/missing")})
     assert result["status"] == 404 and json.loads(result["text"]) == {"error": "no such thing"}
     assert result["content_type"].startswith("application/json")
@@ -287,7 +298,7 @@ async def test_http_get_refuses_a_host_not_allowed_without_connecting(site, http
     http_settings([])
     with pytest.raises(BlockError, match="the host '127.0.0.1' is not in HTTP_GET_ALLOWED_HOSTS"):
         await run_block("http_get", {"url": site.url("/ok")})
-    http_settings(["127.0.0.1"])
+    http_settings([site.entry])
     with pytest.raises(BlockError, match="the host 'localhost' is not in HTTP_GET_ALLOWED_HOSTS"):
         await run_block("http_get", {"url": site.url("/ok", host="localhost")})
     with pytest.raises(BlockError, match="the host '10.0.0.1' is not in HTTP_GET_ALLOWED_HOSTS"):
@@ -304,14 +315,14 @@ async def test_http_get_refuses_a_host_not_allowed_without_connecting(site, http
 ])
 async def test_http_get_refuses_a_private_address_before_connecting(url, kind, http_settings, no_connection):
     # "*" admits any host, but only at a public address; private ones must be listed exactly.
-    http_settings(["*"])
+    http_settings(["*", "*:8080"])
     with pytest.raises(BlockError, match=f"is a {kind} address"):
         await run_block("http_get", {"url": url})
 
 
 async def test_http_get_connects_to_the_address_it_checked(site, http_settings, monkeypatch):
     """A wildcard-allowed host is resolved once and the connection goes to that address, with the name kept."""
-    http_settings(["*.example.test"])
+    http_settings([f"*.example.test:{site.port}"])
     resolved = []
 
     async def fake_resolve(host, port):
@@ -334,14 +345,14 @@ async def test_http_get_wildcard_entries_match_subdomains_only(http_settings, no
 
 
 async def test_http_get_follows_a_redirect_to_an_allowed_host(site, http_settings):
-    http_settings(["127.0.0.1"])
+    http_settings([site.entry])
     result = await run_block("http_get", {"url": site.url("/redirect?to=/ok")})
     assert result["status"] == 200 and result["text"] == "hello, block"
     assert site.paths == ["/redirect", "/ok"]
 
 
 async def test_http_get_refuses_a_redirect_to_a_host_not_allowed(site, http_settings):
-    http_settings(["127.0.0.1"])
+    http_settings([site.entry])
     target = site.url("/ok", host="localhost")  # the same server, under a name that is not allowed
     with pytest.raises(BlockError, match=r"refused the redirect to 'http://localhost:\d+/ok': "
                                          r"the host 'localhost' is not in HTTP_GET_ALLOWED_HOSTS"):
@@ -350,42 +361,42 @@ async def test_http_get_refuses_a_redirect_to_a_host_not_allowed(site, http_sett
 
 
 async def test_http_get_refuses_a_redirect_to_a_private_address(site, http_settings):
-    http_settings(["127.0.0.1", "*"])
+    http_settings([site.entry, "*"])
     with pytest.raises(BlockError, match="refused the redirect to 'http://10.0.0.1/admin': '10.0.0.1' is a private"):
         await run_block("http_get", {"url": site.url("/redirect?to=http://10.0.0.1/admin")})
 
 
 async def test_http_get_refuses_a_redirect_to_another_scheme(site, http_settings):
-    http_settings(["127.0.0.1"])
+    http_settings([site.entry])
     with pytest.raises(BlockError, match="only http and https"):
         await run_block("http_get", {"url": site.url("/redirect?to=file:///etc/passwd")})
 
 
 async def test_http_get_follows_at_most_three_redirects(site, http_settings):
-    http_settings(["127.0.0.1"])
+    http_settings([site.entry])
     with pytest.raises(BlockError, match="more than 3 redirects"):
         await run_block("http_get", {"url": site.url("/loop")})
     assert site.paths == ["/loop"] * 4  # the first request and three redirects followed
 
 
 async def test_http_get_truncates_a_body_over_the_size_limit(site, http_settings):
-    http_settings(["127.0.0.1"], HTTP_GET_MAX_BYTES=1_001)
+    http_settings([site.entry], HTTP_GET_MAX_BYTES=1_001)
     result = await run_block("http_get", {"url": site.url("/big")})
     assert result["truncated"] is True
     assert result["text"] == "é" * 500 + "\ufffd"  # 1,001 bytes: the last character is cut in half
-    http_settings(["127.0.0.1"], HTTP_GET_MAX_BYTES=10_000)
+    http_settings([site.entry], HTTP_GET_MAX_BYTES=10_000)
     assert await run_block("http_get", {"url": site.url("/big")}) == {
         "status": 200, "content_type": "text/plain; charset=utf-8", "text": "é" * 5_000, "truncated": False}
 
 
 async def test_http_get_stops_reading_an_endless_body_at_the_size_limit(site, http_settings):
-    http_settings(["127.0.0.1"], HTTP_GET_MAX_BYTES=100_000)
+    http_settings([site.entry], HTTP_GET_MAX_BYTES=100_000)
     result = await run_block("http_get", {"url": site.url("/endless")})
     assert result["truncated"] is True and result["text"] == "x" * 100_000
 
 
 async def test_http_get_gives_up_after_the_timeout(site, http_settings):
-    http_settings(["127.0.0.1"], HTTP_GET_TIMEOUT_SECONDS=0.3)
+    http_settings([site.entry], HTTP_GET_TIMEOUT_SECONDS=0.3)
     loop = asyncio.get_running_loop()
     started = loop.time()
     with pytest.raises(BlockError, match=r"no complete answer from '.*/hang' within 0.3 seconds"):
@@ -395,9 +406,10 @@ async def test_http_get_gives_up_after_the_timeout(site, http_settings):
 
 
 async def test_http_get_reports_a_connection_failure(http_settings):
-    http_settings(["127.0.0.1"])
+    port = free_port()
+    http_settings([f"127.0.0.1:{port}"])
     with pytest.raises(BlockError, match="http_get: cannot fetch 'http://127.0.0.1:.*': ConnectError"):
-        await run_block("http_get", {"url": f"http://127.0.0.1:{free_port()}/"})
+        await run_block("http_get", {"url": f"http://127.0.0.1:{port}/"})
 
 
 @pytest.mark.parametrize(("url", "refused"), [

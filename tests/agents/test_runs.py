@@ -18,9 +18,9 @@ from agents.graphs import InputsError
 from agents.models import AgentRun, AgentRunNode, AgentStatus, NodeStatus, RunStatus
 from agents.reaper import reap_stale_work
 from chat.events import notices
+from chat.events.factory import get_event_log
 from chat.events.notices import notice_relay
 from chat.models import SessionNotice
-from chat.events.factory import get_event_log
 from chat.selectors import session_snapshot
 from tests.agents.conftest import greeting_pipeline, two_waits_and_a_join
 from tests.factories import EventWatcher, make_session, make_user
