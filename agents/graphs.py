@@ -19,10 +19,10 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from agents.blocks import Block, BlockError, get_block, json_kind
+from core.conf import copilot_setting
 from core.errors import ApplicationError
 
-MAX_NODES = 50
-MAX_LINKS = 200
+MAX_LINKS_PER_NODE = 4  # a graph may have this many links per node it may have (MAX_GRAPH_NODES)
 MAX_GRAPH_CHARS = 200_000
 MAX_PATH_DEPTH = 4
 NODE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -152,12 +152,12 @@ def _check_shape(raw: Any) -> list[str]:
     problems = [f"graph: unknown key {key!r} (a graph has nodes and links)" for key in sorted(set(raw) - GRAPH_KEYS)]
     if not isinstance(raw.get("nodes"), list) or not raw["nodes"]:
         problems.append("graph: nodes must be a non-empty list")
-    elif len(raw["nodes"]) > MAX_NODES:
-        problems.append(f"graph: at most {MAX_NODES} nodes ({len(raw['nodes'])} given)")
+    elif len(raw["nodes"]) > copilot_setting("MAX_GRAPH_NODES"):
+        problems.append(f"graph: at most {copilot_setting('MAX_GRAPH_NODES')} nodes ({len(raw['nodes'])} given)")
     if not isinstance(raw.get("links", []), list):
         problems.append("graph: links must be a list")
-    elif len(raw.get("links", [])) > MAX_LINKS:
-        problems.append(f"graph: at most {MAX_LINKS} links ({len(raw['links'])} given)")
+    elif len(raw.get("links", [])) > (max_links := MAX_LINKS_PER_NODE * copilot_setting("MAX_GRAPH_NODES")):
+        problems.append(f"graph: at most {max_links} links ({len(raw['links'])} given)")
     try:
         size = len(json.dumps(raw))
     except (TypeError, ValueError, RecursionError):

@@ -7,6 +7,7 @@ import json
 import logging
 import uuid
 import weakref
+from collections import Counter
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+CLOSE_TOO_MANY_SOCKETS = 4429
 
 
 class FrameError(ApplicationError):
@@ -35,6 +37,7 @@ class FrameError(ApplicationError):
 
 
 _open_consumers: weakref.WeakSet[SessionConsumer] = weakref.WeakSet()
+_sockets_per_user: Counter[int] = Counter()  # open sockets of this process, by user id
 
 
 async def wait_for_delivery(seq_by_session: dict[str, int], *, timeout: float) -> None:
@@ -50,6 +53,7 @@ async def wait_for_delivery(seq_by_session: dict[str, int], *, timeout: float) -
 class SessionConsumer(AsyncWebsocketConsumer):
     session = None
     session_id = ""
+    counted_user: int | None = None  # counted among its user's open sockets (MAX_WEBSOCKETS_PER_USER)
     cursor: EventCursor | None = None  # None until the client sends `resume`
     _backlog: SendBacklog | None = None
     _progress: asyncio.Condition | None = None
@@ -82,6 +86,15 @@ class SessionConsumer(AsyncWebsocketConsumer):
         except NotFound:
             await self.close(code=CLOSE_NOT_FOUND)
             return
+        limit = copilot_setting("MAX_WEBSOCKETS_PER_USER")
+        if _sockets_per_user[user.pk] >= limit:
+            await self.send_json({"type": "error", "code": "too_many_sockets",
+                                  "message": f"at most {limit} open connections per user; close some tabs"})
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
+            self.session = None
+            return
+        _sockets_per_user[user.pk] += 1
+        self.counted_user = user.pk
         self.session_id = str(self.session.id)
         self._progress = asyncio.Condition()
         self._backlog = guard_send_backlog(self.base_send, label=f"session={self.session_id} websocket")
@@ -89,6 +102,11 @@ class SessionConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(session_group(self.session_id), self.channel_name)
 
     async def disconnect(self, code: int) -> None:
+        if self.counted_user is not None:
+            _sockets_per_user[self.counted_user] -= 1
+            if _sockets_per_user[self.counted_user] <= 0:
+                del _sockets_per_user[self.counted_user]
+            self.counted_user = None
         if self.session is not None:
             _open_consumers.discard(self)
             await self.channel_layer.group_discard(session_group(self.session_id), self.channel_name)

@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import uuid
-from collections import Counter
+from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +18,7 @@ from localmodel.script import ScriptError, Step, last_prompt_index, locate
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "local-model"
+MAX_FAULT_KEYS = 10_000
 ERROR_RESPONSES = {
     "overloaded": (529, "overloaded_error", "Overloaded"),
     "api_error": (500, "api_error", "Internal server error"),
@@ -42,11 +43,16 @@ def words(text: str) -> list[str]:
 
 
 class LocalModel:
-    """The request handlers and the fault counters they share."""
+    """The request handlers and the fault counters they share.
 
-    def __init__(self) -> None:
-        self.fault_counts: Counter[str] = Counter()
-        self.requests: list[dict[str, Any]] = []  # Kept for tests that inspect what the CLI sent.
+    It keeps bounded state only: the fault counters of the newest MAX_FAULT_KEYS scripted steps, and the
+    requests themselves only when asked to (`keep_requests`, for tests that read what the CLI sent).
+    """
+
+    def __init__(self, *, keep_requests: bool = False) -> None:
+        self.fault_counts: OrderedDict[str, int] = OrderedDict()
+        self.keep_requests = keep_requests
+        self.requests: list[dict[str, Any]] = []
         self.max_input_tokens: int | None = None  # past this, a request is refused as the real API does
 
     def app(self) -> web.Application:
@@ -75,7 +81,8 @@ class LocalModel:
         messages = body.get("messages")
         if not isinstance(messages, list):
             return api_error(400, "invalid_request_error", "messages: a list is required")
-        self.requests.append(body)
+        if self.keep_requests:
+            self.requests.append(body)
         input_tokens = estimate_tokens(messages)
         if self.max_input_tokens is not None and input_tokens > self.max_input_tokens:
             return api_error(400, "invalid_request_error",
@@ -100,8 +107,11 @@ class LocalModel:
         return web.json_response(self.whole_message(body, step))
 
     def _should_fail(self, fault_key: str, step: Step) -> bool:
-        self.fault_counts[fault_key] += 1
-        return step.error_times is None or self.fault_counts[fault_key] <= step.error_times
+        count = self.fault_counts.pop(fault_key, 0) + 1
+        self.fault_counts[fault_key] = count  # newest last
+        while len(self.fault_counts) > MAX_FAULT_KEYS:
+            self.fault_counts.popitem(last=False)
+        return step.error_times is None or count <= step.error_times
 
     def content_blocks(self, step: Step) -> list[dict[str, Any]]:
         blocks: list[dict[str, Any]] = []
@@ -174,9 +184,9 @@ def api_error(status: int, kind: str, message: str) -> web.Response:
 class LocalModelServer:
     """The local model on a loopback port, served from a thread of its own."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, keep_requests: bool = False) -> None:
         self.host, self.port = host, port
-        self.model = LocalModel()
+        self.model = LocalModel(keep_requests=keep_requests)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None

@@ -28,7 +28,7 @@ SHARED_WORKSPACES = Path(tempfile.gettempdir()) / "copilot-test-workspaces"
 @pytest.fixture(scope="session")
 def local_model():
     """The local model on its own port, shared by every test of this worker."""
-    server = LocalModelServer()
+    server = LocalModelServer(keep_requests=True)  # tests read what the CLI sent
     server.start()
     yield server
     server.stop()
@@ -84,7 +84,9 @@ def database_url() -> str:
 
 
 class ServerProcess:
-    """A real daphne process serving copilot, on the test database and the local model."""
+    """A real server process serving copilot as users run it (`manage.py serve`: daphne and everything it sets up),
+    on the test database and the local model, with no agents workers (tests start their own) and no demo user.
+    DEBUG is off, as in production; cookies go over plain HTTP (DJANGO_HTTPS=0)."""
 
     def __init__(self, *, local_model_url: str, var_dir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.port = free_port()
@@ -92,11 +94,12 @@ class ServerProcess:
                "ANTHROPIC_API_KEY": "local-model-placeholder-key", "COPILOT_VAR_DIR": str(var_dir),
                # Shared by every server a test starts, as in a deployment; each keeps its own CLI home.
                "COPILOT_WORKSPACES_DIR": str(SHARED_WORKSPACES), "COPILOT_REDIS_PREFIX": REDIS_PREFIX,
+               "COPILOT_AGENT_WORKERS": "0", "DJANGO_DEBUG": "0", "DJANGO_HTTPS": "0",
                "DJANGO_SETTINGS_MODULE": "copilot_site.settings", **(extra_env or {})}
         self.log_path = var_dir / f"daphne-{self.port}.log"
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "copilot_site.asgi:application"],
+            [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(self.port), "--no-demo-user"],
             cwd=PROJECT_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_ready()
 
