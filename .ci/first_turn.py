@@ -14,6 +14,7 @@ import time
 import uuid
 
 import aiohttp
+import yarl
 
 SCRIPT = ('#script [{"text": "Let me run it.", "tools": [{"name": "mcp__copilot__run_block", "input": '
           '{"block": "text", "input": {"template": "Hello {name}", "values": {"name": "world"}}}}]}, '
@@ -27,7 +28,9 @@ def fail(why: str) -> None:
 
 async def first_turn(base: str) -> None:
     started = time.monotonic()
-    async with aiohttp.ClientSession(base_url=base, timeout=aiohttp.ClientTimeout(total=120)) as http:
+    # unsafe: keep cookies from an IP address (127.0.0.1), which aiohttp otherwise drops
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(base_url=base, cookie_jar=jar, timeout=aiohttp.ClientTimeout(total=120)) as http:
         async with http.get("/accounts/login/") as login_page:
             page = await login_page.text()
             if login_page.status != 200 or "Username" not in page:
@@ -39,7 +42,7 @@ async def first_turn(base: str) -> None:
         async with http.post("/accounts/login/", data=form, headers={"Referer": f"{base}/accounts/login/"}) as done:
             if "Your chats" not in await done.text():
                 fail(f"logging in as demo / demo-password did not reach the chat list ({done.status} {done.url})")
-        csrf = http.cookie_jar.filter_cookies(base).get("csrftoken")
+        csrf = http.cookie_jar.filter_cookies(yarl.URL(base)).get("csrftoken")
         async with http.post("/sessions/new/", data={"csrfmiddlewaretoken": csrf.value},
                              headers={"Referer": f"{base}/"}) as chat:
             found = re.search(r"/sessions/([0-9a-f-]{36})/$", str(chat.url))

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -15,7 +15,7 @@ from agents.actions import do_cancel_run, do_enqueue_run
 from agents.graphs import sink_ids
 from agents.models import Agent, AgentRun
 from agents.selectors import access_agent, access_run, agents_with_run_counts, latest_version, recent_runs_with_nodes
-from core.errors import ApplicationError, NotFound
+from core.errors import ApplicationError
 
 RUNS_SHOWN = 10
 
@@ -25,10 +25,7 @@ def _shown_json(value: Any) -> str:
 
 
 def _own_agent(request: HttpRequest, agent_id: Any) -> Agent:
-    try:
-        return access_agent(user=request.user, agent_id=agent_id)
-    except NotFound:
-        raise Http404("no such agent") from None
+    return access_agent(user=request.user, agent_id=agent_id)  # NotFound: the 404 page
 
 
 def _graph_rows(graph: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -98,10 +95,7 @@ def agent_run(request: HttpRequest, agent_id: Any) -> HttpResponse:
 @login_required
 @require_POST
 def run_cancel(request: HttpRequest, run_id: Any) -> HttpResponse:
-    try:
-        run = access_run(user=request.user, run_id=run_id)
-    except NotFound:
-        raise Http404("no such run") from None
+    run = access_run(user=request.user, run_id=run_id)  # NotFound: the 404 page
     try:
         run = do_cancel_run(run=run)
         messages.success(request, f"Run {run.id} cancelled.")

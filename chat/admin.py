@@ -26,20 +26,12 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from chat.actions.moderation import (
-    InterruptedCall,
-    dangling_tool_calls,
-    interrupt_tool_call,
-    open_tool_uses,
-    stale_since,
-    stale_turns,
-    stuck_tool_calls,
-)
+from chat.actions.moderation import InterruptedCall, interrupt_tool_call, open_tool_uses
 from chat.engine.reaper import reap_stale_turns
 from chat.engine.registry import running_turns, stop_turn
 from chat.errors import NothingRunning
 from chat.models import ChatSession, Message, ToolCall, ToolCallStatus, Turn, TurnStatus
-from chat.selectors import session_snapshot
+from chat.selectors import dangling_tool_calls, session_snapshot, stale_since, stale_turns, stuck_tool_calls
 
 STATUS_COLOURS = {"running": "#1f6feb", "completed": "#1a7f37", "stopped": "#6e7781", "failed": "#cf222e",
                   "interrupted": "#bc4c00"}

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from chat.events.chunks import INTERRUPTED
 from chat.events.durable_seq import last_durable_seq
 from chat.models import ChatSession, Message, SessionNotice, ToolCall, ToolCallStatus, Turn, TurnStatus
+from core.conf import copilot_setting
 from core.errors import NotFound
 
 
@@ -125,3 +129,39 @@ def session_snapshot(session: ChatSession) -> dict[str, Any]:
         "reports": notices,
         "last_seq": last_seq,
     }
+
+
+# --- what needs a staff member: stale turns, dangling and stuck tool calls ---
+
+def stale_since() -> datetime:
+    """A running turn whose heartbeat is older than this lost its process (the reaper's rule)."""
+    return timezone.now() - timedelta(seconds=copilot_setting("STALE_TURN_SECONDS"))
+
+
+def stale_turns() -> QuerySet[Turn]:
+    """Turns still marked running whose heartbeat is older than STALE_TURN_SECONDS."""
+    return Turn.objects.filter(status=TurnStatus.RUNNING, heartbeat_at__lt=stale_since())
+
+
+def dangling_tool_calls() -> QuerySet[ToolCall]:
+    """Calls with neither output nor error whose turn is no longer running: nothing will ever end them."""
+    return ToolCall.objects.filter(status=ToolCallStatus.RUNNING).exclude(turn__status=TurnStatus.RUNNING)
+
+
+def stuck_tool_calls() -> QuerySet[ToolCall]:
+    """Open calls of a running turn that run longer than STUCK_TOOL_CALL_SECONDS, or whose turn is stale."""
+    running_since = timezone.now() - timedelta(seconds=copilot_setting("STUCK_TOOL_CALL_SECONDS"))
+    return ToolCall.objects.filter(status=ToolCallStatus.RUNNING, turn__status=TurnStatus.RUNNING).filter(
+        Q(started_at__lt=running_since) | Q(turn__heartbeat_at__lt=stale_since()))
+
+
+@dataclass(frozen=True)
+class ModerationCounts:
+    stale_turns: int
+    dangling_tool_calls: int
+    stuck_tool_calls: int
+
+
+def moderation_counts() -> ModerationCounts:
+    return ModerationCounts(stale_turns=stale_turns().count(), dangling_tool_calls=dangling_tool_calls().count(),
+                            stuck_tool_calls=stuck_tool_calls().count())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -12,14 +12,11 @@ from chat.actions.sessions import do_create_session, do_delete_session, do_renam
 from chat.errors import TurnRunning
 from chat.models import ChatSession, TurnStatus
 from chat.selectors import access_session, session_snapshot, sessions_of
-from core.errors import ApplicationError, NotFound
+from core.errors import ApplicationError
 
 
 def own_session(request: HttpRequest, session_id) -> ChatSession:
-    try:
-        return access_session(user=request.user, session_id=session_id)
-    except NotFound:
-        raise Http404("no such session") from None
+    return access_session(user=request.user, session_id=session_id)  # NotFound: the 404 page
 
 
 @login_required

@@ -12,6 +12,11 @@ class ApplicationError(Exception):
             self.code = code
 
 
+class NotAuthenticated(ApplicationError):
+    code = "not_authenticated"
+    http_status = 401
+
+
 class NotFound(ApplicationError):
     code = "not_found"
     http_status = 404

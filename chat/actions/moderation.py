@@ -1,6 +1,7 @@
-"""Staff moderation: finding stale turns and dangling or stuck tool calls, interrupting calls, repairing transcripts.
+"""Staff moderation: interrupting tool calls, and repairing the SDK transcripts they leave without a result.
 
-The admin is a thin caller of these. The readers return querysets; the writers say what they lock.
+The admin is a thin caller of these (and of the readers in chat.selectors: stale turns, dangling and stuck
+calls). The writers say what they lock.
 """
 
 from __future__ import annotations
@@ -8,12 +9,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from chat.actions.turns import do_record_tool_output
@@ -21,7 +21,7 @@ from chat.engine.session_store import DjangoSessionStore
 from chat.events import chunks
 from chat.events.factory import get_event_log
 from chat.models import ChatSession, ToolCall, ToolCallStatus, TranscriptEntry, Turn, TurnStatus
-from core.conf import copilot_setting
+from chat.selectors import stale_since
 
 # What the chat shows (the call's `errorText`), and what the model reads in the call's tool_result.
 STAFF_INTERRUPTED = "interrupted by staff: a staff member ended this tool call"
@@ -29,40 +29,6 @@ TRANSCRIPT_INTERRUPTED = "interrupted"
 
 # Copied from the CLI's own entry onto the tool_result entry added for it, as the CLI does.
 _INHERITED_ENTRY_KEYS = ("userType", "entrypoint", "cwd", "sessionId", "version", "gitBranch")
-
-
-def stale_since() -> datetime:
-    """A running turn whose heartbeat is older than this lost its process (the reaper's rule)."""
-    return timezone.now() - timedelta(seconds=copilot_setting("STALE_TURN_SECONDS"))
-
-
-def stale_turns() -> QuerySet[Turn]:
-    """Turns still marked running whose heartbeat is older than STALE_TURN_SECONDS."""
-    return Turn.objects.filter(status=TurnStatus.RUNNING, heartbeat_at__lt=stale_since())
-
-
-def dangling_tool_calls() -> QuerySet[ToolCall]:
-    """Calls with neither output nor error whose turn is no longer running: nothing will ever end them."""
-    return ToolCall.objects.filter(status=ToolCallStatus.RUNNING).exclude(turn__status=TurnStatus.RUNNING)
-
-
-def stuck_tool_calls() -> QuerySet[ToolCall]:
-    """Open calls of a running turn that run longer than STUCK_TOOL_CALL_SECONDS, or whose turn is stale."""
-    running_since = timezone.now() - timedelta(seconds=copilot_setting("STUCK_TOOL_CALL_SECONDS"))
-    return ToolCall.objects.filter(status=ToolCallStatus.RUNNING, turn__status=TurnStatus.RUNNING).filter(
-        Q(started_at__lt=running_since) | Q(turn__heartbeat_at__lt=stale_since()))
-
-
-@dataclass(frozen=True)
-class ModerationCounts:
-    stale_turns: int
-    dangling_tool_calls: int
-    stuck_tool_calls: int
-
-
-def moderation_counts() -> ModerationCounts:
-    return ModerationCounts(stale_turns=stale_turns().count(), dangling_tool_calls=dangling_tool_calls().count(),
-                            stuck_tool_calls=stuck_tool_calls().count())
 
 
 @dataclass(frozen=True)

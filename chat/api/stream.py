@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import AnonymousUser
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from chat.auth import user_for_token
@@ -23,11 +23,7 @@ from chat.events.factory import get_event_log
 from chat.events.log import session_group
 from chat.selectors import access_session, running_turn
 from core.conf import copilot_setting
-from core.errors import NotFound
-
-
-def error_response(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"code": code, "message": message}, status=status)
+from core.errors import ApplicationError, NotAuthenticated
 
 
 async def request_user(request: HttpRequest):
@@ -42,9 +38,12 @@ def parse_after(request: HttpRequest) -> int | None:
     raw = request.headers.get("Last-Event-ID") or request.GET.get("after")
     if raw is None or raw == "":
         return None
-    value = int(raw)  # ValueError → 400 below
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
     if value < 0:
-        raise ValueError("negative")
+        raise ApplicationError("Last-Event-ID / after must be a non-negative integer", code="bad_seq")
     return value
 
 
@@ -52,20 +51,14 @@ def parse_after(request: HttpRequest) -> int | None:
 async def session_stream(request: HttpRequest, session_id: str) -> HttpResponse:
     user = await request_user(request)
     if not user.is_authenticated:
-        return error_response(401, "not_authenticated", "Authentication credentials were not provided.")
-    try:
-        session = await database_sync_to_async(access_session)(user=user, session_id=session_id)
-    except NotFound:
-        return error_response(404, "not_found", "no such session")
-    try:
-        after = parse_after(request)
-    except ValueError:
-        return error_response(400, "bad_seq", "Last-Event-ID / after must be a non-negative integer")
+        raise NotAuthenticated("Authentication credentials were not provided.")
+    session = await database_sync_to_async(access_session)(user=user, session_id=session_id)
+    after = parse_after(request)
 
     event_log = get_event_log()
     last_seq = await event_log.last_seq(str(session.id))
     if after is not None and after > last_seq:
-        return error_response(400, "bad_seq", f"after must be from 0 to {last_seq}")
+        raise ApplicationError(f"after must be from 0 to {last_seq}", code="bad_seq")
     turn = await database_sync_to_async(running_turn)(session.id)
     if after is None:
         if turn is None:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 
 from channels.db import database_sync_to_async
-from django.utils import timezone
 
 from chat.actions.turns import do_finish_turn, do_record_tool_output
 from chat.events import chunks
@@ -15,6 +13,7 @@ from chat.events.chunks import INTERRUPTED
 from chat.events.factory import get_event_log
 from chat.events.notices import appends_here, deliver_pending_notices
 from chat.models import ToolCall, ToolCallStatus, Turn, TurnStatus
+from chat.selectors import stale_turns
 from core.conf import copilot_setting
 
 logger = logging.getLogger(__name__)
@@ -23,9 +22,8 @@ PROCESS_DIED = "interrupted: the server process running this turn stopped"
 
 
 @database_sync_to_async
-def stale_turns(*, stale_after_seconds: float) -> list[tuple[Turn, list[str]]]:
-    cutoff = timezone.now() - timedelta(seconds=stale_after_seconds)
-    turns = list(Turn.objects.filter(status=TurnStatus.RUNNING, heartbeat_at__lt=cutoff))
+def stale_turns_with_open_calls() -> list[tuple[Turn, list[str]]]:
+    turns = list(stale_turns())
     open_calls: dict = {}
     for tool_use_id, turn_id in ToolCall.objects.filter(turn__in=turns, status=ToolCallStatus.RUNNING).values_list(
             "tool_use_id", "turn_id"):
@@ -56,7 +54,7 @@ async def end_turn_as_interrupted(turn: Turn, open_tool_use_ids: list[str], *, e
 async def reap_stale_turns(*, running_here: set[str] = frozenset()) -> list[str]:
     """End every stale turn not run by this process; returns the ids of the turns ended."""
     reaped = []
-    for turn, open_calls in await stale_turns(stale_after_seconds=copilot_setting("STALE_TURN_SECONDS")):
+    for turn, open_calls in await stale_turns_with_open_calls():
         if str(turn.session_id) in running_here:
             continue
         if await end_turn_as_interrupted(turn, open_calls):

@@ -7,7 +7,7 @@ from typing import Any
 from django import template
 from django.urls import reverse
 
-from chat.actions.moderation import moderation_counts
+from chat.selectors import moderation_counts
 
 register = template.Library()
 

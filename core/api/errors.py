@@ -1,10 +1,11 @@
-"""The one place API errors are shaped: every error is `{code, message}`."""
+"""The one place errors become responses: `{code, message}` for the API (DRF's exception handler, and the
+middleware for plain views such as the event stream), Django's own pages for the site's pages."""
 
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, JsonResponse
-from django.views.defaults import page_not_found
+from django.views.defaults import bad_request, page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -50,6 +51,30 @@ def flatten(detail) -> str:
     if isinstance(detail, list):
         return " ".join(flatten(item) for item in detail)
     return str(detail)
+
+
+def error_json(error: ApplicationError) -> JsonResponse:
+    return JsonResponse({"code": error.code, "message": error.message}, status=error.http_status)
+
+
+class ApplicationErrorMiddleware:
+    """An ApplicationError a plain view (not DRF's) raises becomes its response: JSON under /api/, a page elsewhere
+    (404 for NotFound, the site's 400 page otherwise)."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, ApplicationError):
+            return None
+        if request.path.startswith("/api/"):
+            return error_json(exception)
+        if exception.http_status == 404:
+            return page_not_found(request, Http404(exception.message))
+        return bad_request(request, exception)
 
 
 def not_found(request, exception):
