@@ -215,11 +215,11 @@ COPILOT_DEFAULTS = {
     # The most any block's output may be as JSON (agents/blocks: the run_block tool and agent runs alike).
     "BLOCK_MAX_OUTPUT_BYTES": 1_000_000,
     # Agent runs (agents/): a run whose heartbeat is older than STALE_RUN_SECONDS lost its worker and is marked
-    # failed; queued work wakes an idle worker at once, which otherwise looks at its queue every WORKER_POLL_SECONDS;
-    # `serve` starts AGENT_WORKERS worker processes.
+    # failed; queued work wakes an idle worker at once, which also looks at its queue every WORKER_POLL_SECONDS in
+    # case a wake-up was lost; `serve` starts AGENT_WORKERS worker processes.
     "STALE_RUN_SECONDS": 30.0,
     "RUN_HEARTBEAT_SECONDS": 2.0,
-    "WORKER_POLL_SECONDS": 1.0,
+    "WORKER_POLL_SECONDS": 5.0,
     "AGENT_WORKERS": 2,
     "EVENT_LOG_MAX_EVENTS": 10_000,
     "EVENT_LOG_TTL_SECONDS": 24 * 3600.0,  # refreshed by every append, so a running turn's events stay
@@ -283,5 +283,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("COPILOT_LOG_LEVEL", "INFO")},
-    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
+    "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"},
+                # DEBUG (with DJANGO_DEBUG=1) logs every SQL statement Django sends.
+                "django.db.backends": {"level": os.environ.get("COPILOT_SQL_LOG_LEVEL", "INFO")}},
 }
