@@ -1,4 +1,5 @@
-// Tiny DOM helpers for the views: build an element, and change text only when it differs (no needless layout).
+// Tiny DOM helpers for the views: build an element; change text or visibility only when it differs (no needless
+// style or layout work).
 
 export function element(tag, className, text) {
   const node = document.createElement(tag);
@@ -9,4 +10,8 @@ export function element(tag, className, text) {
 
 export function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
+}
+
+export function setHidden(node, hidden) {
+  if (node.hidden !== hidden) node.hidden = hidden;
 }

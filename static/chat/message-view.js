@@ -2,7 +2,7 @@
 // A message keeps a view per part, keyed by the part's key, and redraws only the parts whose revision changed.
 // Room for what comes next: `.message-controls` in the header (branch arrows "‹ 2/3 ›"), `.message-actions` and
 // `.message-meta` in the footer (edit, regenerate, retry; the turn's cost).
-import { element, setText } from "./dom.js";
+import { element, setHidden, setText } from "./dom.js";
 import { pretty, showTime } from "./format.js";
 import { MarkdownView } from "./markdown.js";
 import { ToolCard } from "./tool-card.js";
@@ -82,8 +82,8 @@ export class MessageView {
     this.drawParts(message);
     const error = message.error || "";
     setText(this.error, error);
-    this.error.hidden = !error;
-    if (this.copy) this.copy.hidden = !message.parts.some((part) => part.type === "text" && part.text);
+    setHidden(this.error, !error);
+    if (this.copy) setHidden(this.copy, !message.parts.some((part) => part.type === "text" && part.text));
   }
 
   drawParts(message) {
