@@ -8,7 +8,7 @@ touch keeps its DOM nodes) and following the bottom of the page.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from playwright.sync_api import expect
@@ -47,7 +47,7 @@ def at_bottom(page) -> bool:
 
 # --- Markdown ------------------------------------------------------------------------------------------------------
 
-def test_a_table_renders_as_a_table_with_its_column_alignment(chat):
+def test_a_table_renders_as_a_table_with_its_column_alignment(chat):  # noqa: F811
     page, _ = chat
     send(page, script({"text": f"Timings:\n\n{TABLE}\n"}))
     table = answer_texts(page).last.locator("table")
@@ -57,7 +57,7 @@ def test_a_table_renders_as_a_table_with_its_column_alignment(chat):
     assert table.locator("td").nth(1).evaluate("cell => getComputedStyle(cell).textAlign") == "right"
 
 
-def test_a_code_block_is_highlighted_and_its_copy_button_copies_the_code(chat, daphne_server):
+def test_a_code_block_is_highlighted_and_its_copy_button_copies_the_code(chat, daphne_server):  # noqa: F811
     page, _ = chat
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=daphne_server.http_url)
     send(page, script({"text": f"Here:\n\n```python\n{CODE}\n```\n\nThat is all."}))
@@ -72,7 +72,7 @@ def test_a_code_block_is_highlighted_and_its_copy_button_copies_the_code(chat, d
     page.screenshot(path=f"{SCREENSHOTS}/chat-code-and-table.png")
 
 
-def test_the_copy_button_of_an_answer_copies_its_markdown(chat, daphne_server):
+def test_the_copy_button_of_an_answer_copies_its_markdown(chat, daphne_server):  # noqa: F811
     page, _ = chat
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=daphne_server.http_url)
     send(page, script({"text": "All **three** finished: see [the log](https://example.com/log)."}))
@@ -82,7 +82,7 @@ def test_the_copy_button_of_an_answer_copies_its_markdown(chat, daphne_server):
     assert page.evaluate("navigator.clipboard.readText()") == "All **three** finished: see [the log](https://example.com/log)."
 
 
-def test_links_open_in_a_new_tab_without_referrer_and_images_are_never_loaded(chat):
+def test_links_open_in_a_new_tab_without_referrer_and_images_are_never_loaded(chat):  # noqa: F811
     page, _ = chat
     requested = []
     page.on("request", lambda request: requested.append(request.url) if "example.org" in request.url else None)
@@ -100,7 +100,7 @@ def test_links_open_in_a_new_tab_without_referrer_and_images_are_never_loaded(ch
     assert answer.locator("img").count() == 0 and requested == []
 
 
-def test_underscores_inside_words_stay_text(chat):
+def test_underscores_inside_words_stay_text(chat):  # noqa: F811
     page, _ = chat
     send(page, script({"text": 'The block takes {"input_schema": {}, "output_schema": {}} and snake_case_names.'}))
     answer = answer_texts(page).last
@@ -108,7 +108,7 @@ def test_underscores_inside_words_stay_text(chat):
     assert answer.locator("em, strong").count() == 0
 
 
-def test_pathological_markdown_renders_in_under_100_ms(chat):
+def test_pathological_markdown_renders_in_under_100_ms(chat):  # noqa: F811
     page, _ = chat
     depth = 1000
     cases = {
@@ -174,7 +174,7 @@ def test_dark_mode_follows_the_system_setting(reader, daphne_server):
 def test_every_message_shows_when_it_was_written(reader, daphne_server):
     page, session = reader
     turn = saved_turn(session, prompt="An older question", answer="An older answer.")
-    old = datetime.now(timezone.utc) - timedelta(days=3)
+    old = datetime.now(UTC) - timedelta(days=3)
     Message.objects.filter(pk=turn.user_message_id).update(created_at=old)
     Message.objects.filter(pk=turn.assistant_message_id).update(created_at=old + timedelta(seconds=5))
     open_chat(page, daphne_server, session)
@@ -182,11 +182,11 @@ def test_every_message_shows_when_it_was_written(reader, daphne_server):
     expect(answer_texts(page).last).to_have_text("A new answer.")
     times = page.locator(".message time")
     expect(times).to_have_count(4)
-    shown = [datetime.fromisoformat(value.replace("Z", "+00:00"))
+    shown = [datetime.fromisoformat(value)
              for value in times.evaluate_all("nodes => nodes.map((node) => node.dateTime)")]
     assert abs(shown[0] - old) < timedelta(milliseconds=1)
     assert abs(shown[1] - (old + timedelta(seconds=5))) < timedelta(milliseconds=1)
-    assert all(abs(at - datetime.now(timezone.utc)) < timedelta(minutes=1) for at in shown[2:])
+    assert all(abs(at - datetime.now(UTC)) < timedelta(minutes=1) for at in shown[2:])
     texts = times.all_text_contents()
     assert all(re.search(r"\d{1,2}:\d{2}", text) for text in texts), texts
     month = old.astimezone().strftime("%b")  # the browser and this process share the machine's time zone
