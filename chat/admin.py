@@ -33,8 +33,7 @@ from chat.errors import NothingRunning
 from chat.models import ChatSession, Message, ToolCall, ToolCallStatus, Turn, TurnStatus
 from chat.selectors import dangling_tool_calls, session_snapshot, stale_since, stale_turns, stuck_tool_calls
 
-STATUS_COLOURS = {"running": "#1f6feb", "completed": "#1a7f37", "stopped": "#6e7781", "failed": "#cf222e",
-                  "interrupted": "#bc4c00"}
+BADGE_STATUSES = {"running", "completed", "stopped", "failed", "interrupted"}  # coloured by static/chat/admin.css
 
 
 def duration_text(start: datetime | None, end: datetime | None) -> str:
@@ -60,12 +59,13 @@ def summary(value: Any, limit: int = 80) -> str:
 
 
 def pretty_json(value: Any) -> str:
-    return format_html('<pre style="margin:0;white-space:pre-wrap">{}</pre>',
-                       json.dumps(value, ensure_ascii=False, indent=2))
+    return format_html('<pre class="json">{}</pre>', json.dumps(value, ensure_ascii=False, indent=2))
 
 
 def status_badge(status: str) -> str:
-    return format_html('<strong style="color:{}">{}</strong>', STATUS_COLOURS.get(status, "inherit"), status)
+    """The status in its colour (a class: the admin's pages allow no inline styles)."""
+    colour = f" status-{status}" if status in BADGE_STATUSES else ""
+    return format_html('<strong class="status-badge{}">{}</strong>', colour, status)
 
 
 def turn_status_text(turn: Turn) -> str:

@@ -1,0 +1,224 @@
+// The session as the page knows it (PROTOCOL §2-§4): messages, their parts, background reports, the turn's
+// state, and how each websocket frame changes it. No DOM here: every change is recorded in `changes` for the
+// views to draw: which timeline items changed, whether the timeline's order changed, whether the controls did.
+
+const ENDED = new Set(["output-available", "output-error"]);
+
+export class ChatState {
+  constructor(snapshot) {
+    this.changes = { order: true, items: new Set(), controls: true };
+    this.stopping = false;
+    this.notice = "";
+    this.load(snapshot);
+  }
+
+  /** Replace everything with a snapshot (the page's own, or a `snapshot` frame). */
+  load(snapshot) {
+    this.session = snapshot;
+    this.lastSeq = snapshot.last_seq;
+    this.items = new Map(); // key → {kind: "message"|"report", key, at, message|report}
+    this.order = []; // keys, oldest first
+    this.toolParts = new Map(); // toolCallId → the part, wherever its message is
+    const entries = snapshot.messages.map((message) => this.messageItem(message, "s"));
+    (snapshot.reports || []).forEach((report) => entries.push(this.reportItem(report)));
+    entries.sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+    for (const item of entries) {
+      this.items.set(item.key, item);
+      this.order.push(item.key);
+    }
+    this.running = Boolean(snapshot.active_turn);
+    this.current = this.running ? this.message(snapshot.active_turn.assistant_message_id) : null;
+    this.changes.order = true;
+    this.changes.controls = true;
+    for (const key of this.order) this.changes.items.add(key);
+  }
+
+  /** What changed since the last call, for the views; starts a new record. */
+  takeChanges() {
+    const changes = this.changes;
+    this.changes = { order: false, items: new Set(), controls: false };
+    return changes;
+  }
+
+  message(id) {
+    const item = this.items.get(id);
+    return item && item.kind === "message" ? item.message : null;
+  }
+
+  timeline() {
+    return this.order.map((key) => this.items.get(key));
+  }
+
+  /** The answer's Markdown as the model wrote it: its text parts, in order. */
+  answerText(messageId) {
+    const message = this.message(messageId);
+    if (!message) return "";
+    return message.parts.filter((part) => part.type === "text").map((part) => part.text).join("\n\n");
+  }
+
+  /** Change what the controls show (running, stopping, notice); with no fields: something else they show changed. */
+  setControls(fields = {}) {
+    Object.assign(this, fields);
+    this.changes.controls = true;
+  }
+
+  // --- frames ---------------------------------------------------------------------------------------------------
+
+  /** An `event` frame: applied once, in seq order; true when it was new. */
+  applyEvent(frame) {
+    if (frame.seq <= this.lastSeq) return false; // already shown
+    this.lastSeq = frame.seq;
+    if (frame.turn_id === null) this.addReport({ seq: frame.seq, chunk: frame.chunk, created_at: this.nowAfterEverything() });
+    else this.applyChunk(frame.chunk);
+    return true;
+  }
+
+  applyChunk(chunk) {
+    const current = this.current;
+    switch (chunk.type) {
+      case "start":
+        this.current = this.assistantMessage(chunk.messageId);
+        this.setControls({ running: true, notice: "" });
+        break;
+      case "data-user-message":
+        if (!this.items.has(chunk.data.message_id)) {
+          const createdAt = current ? current.created_at : new Date().toISOString();
+          const message = { id: chunk.data.message_id, role: "user", created_at: createdAt,
+            parts: [{ type: "text", text: chunk.data.text }] };
+          this.insert(this.messageItem(message, "s"), current ? current.id : null);
+        }
+        break;
+      case "text-start":
+      case "reasoning-start":
+        if (current) this.addPart(current, { type: chunk.type.split("-")[0], id: chunk.id, key: `${chunk.type}:${chunk.id}`, text: "" });
+        break;
+      case "text-delta":
+      case "reasoning-delta": {
+        const part = current && current.parts.find((p) => p.id === chunk.id);
+        if (part) {
+          part.text += chunk.delta;
+          this.touch(current, part);
+        }
+        break;
+      }
+      case "tool-input-start":
+        if (current && !this.toolParts.has(chunk.toolCallId)) this.addPart(current, this.toolPart(chunk));
+        break;
+      case "tool-input-available": {
+        let part = this.toolParts.get(chunk.toolCallId);
+        if (!part && current) part = this.addPart(current, this.toolPart(chunk));
+        if (part) {
+          Object.assign(part, { state: "input-available", input: chunk.input });
+          this.touch(part.message, part);
+        }
+        break;
+      }
+      case "tool-output-available":
+      case "tool-output-error": {
+        // Looked up in every message: staff may close a dangling call after its turn ended.
+        const part = this.toolParts.get(chunk.toolCallId);
+        if (part && !ENDED.has(part.state)) {
+          if (chunk.type === "tool-output-available") Object.assign(part, { state: "output-available", output: chunk.output });
+          else Object.assign(part, { state: "output-error", errorText: chunk.errorText });
+          this.touch(part.message, part);
+        }
+        break;
+      }
+      case "data-retry":
+      case "data-discard":
+        if (current) this.discard(current, chunk.data.discard);
+        if (chunk.type === "data-retry") {
+          this.setControls({ notice: `The model did not answer; retrying (${chunk.data.attempt} of ${chunk.data.max_retries})…` });
+        }
+        break;
+      case "error":
+        if (current) {
+          current.error = chunk.errorText;
+          this.touch(current);
+        }
+        break;
+      case "finish":
+        this.current = null;
+        this.setControls({ running: false, stopping: false, notice: "" });
+        break;
+      default:
+        break; // start-step, finish-step, data-turn and chunks this page does not show
+    }
+  }
+
+  // --- building blocks ------------------------------------------------------------------------------------------
+
+  messageItem(message, prefix) {
+    message.rev = 0;
+    message.parts.forEach((part, index) => this.adopt(message, part, `${prefix}${index}`));
+    return { kind: "message", key: message.id, at: message.created_at, message };
+  }
+
+  reportItem(report) {
+    return { kind: "report", key: `report:${report.seq}`, at: report.created_at, report };
+  }
+
+  adopt(message, part, key) {
+    part.key = part.key || (part.type === "dynamic-tool" ? `tool:${part.toolCallId}` : key);
+    part.rev = 0;
+    Object.defineProperty(part, "message", { value: message, writable: true, enumerable: false });
+    if (part.type === "dynamic-tool") this.toolParts.set(part.toolCallId, part);
+    return part;
+  }
+
+  toolPart(chunk) {
+    return { type: "dynamic-tool", toolCallId: chunk.toolCallId, toolName: chunk.toolName, state: "input-streaming",
+      startedAt: new Date().toISOString() };
+  }
+
+  addPart(message, part) {
+    this.adopt(message, part, `p${message.parts.length}`);
+    message.parts.push(part);
+    this.touch(message, part);
+    return part;
+  }
+
+  discard(message, ids) {
+    const removed = message.parts.filter((part) => ids.includes(part.id ?? part.toolCallId));
+    if (!removed.length) return;
+    message.parts = message.parts.filter((part) => !removed.includes(part));
+    for (const part of removed) if (part.toolCallId) this.toolParts.delete(part.toolCallId);
+    this.touch(message);
+  }
+
+  touch(message, part) {
+    message.rev += 1;
+    if (part) part.rev += 1;
+    this.changes.items.add(message.id);
+  }
+
+  assistantMessage(messageId) {
+    let message = this.message(messageId);
+    if (!message) {
+      message = { id: messageId, role: "assistant", parts: [], created_at: this.nowAfterEverything() };
+      this.insert(this.messageItem(message, "s"), null);
+    }
+    return message;
+  }
+
+  addReport(report) {
+    this.insert(this.reportItem(report), null);
+  }
+
+  /** Put an item in the timeline before the item `beforeKey` (null: at the end). */
+  insert(item, beforeKey) {
+    this.items.set(item.key, item);
+    const at = beforeKey === null ? -1 : this.order.indexOf(beforeKey);
+    if (at < 0) this.order.push(item.key);
+    else this.order.splice(at, 0, item.key);
+    this.changes.order = true;
+    this.changes.items.add(item.key);
+  }
+
+  nowAfterEverything() {
+    // A live item goes last, even when this computer's clock is behind the server's.
+    let latest = Date.now();
+    for (const item of this.items.values()) latest = Math.max(latest, Date.parse(item.at) + 1 || 0);
+    return new Date(latest).toISOString();
+  }
+}
