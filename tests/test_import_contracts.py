@@ -22,6 +22,8 @@ VIOLATIONS = {
     "engine-no-transport": ("chat/engine/runner.py", "import chat.consumers"),
     "events-no-engine": ("chat/events/log.py", "import chat.engine.policy"),
     "models-at-the-bottom": ("chat/models/sessions.py", "import chat.selectors"),
+    "local-model-stands-alone": ("localmodel/script.py", "import core.conf"),
+    "site-on-top": ("agents/views.py", "import copilot_site.urls"),
 }
 
 

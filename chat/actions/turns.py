@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -116,14 +117,27 @@ def do_touch_turn(*, turn_id: uuid.UUID) -> None:
     Turn.objects.filter(pk=turn_id, status=TurnStatus.RUNNING).update(heartbeat_at=timezone.now())
 
 
-def do_finish_turn(*, turn_id: uuid.UUID, status: str, error: str = "", seq: int,
-                   sdk_session_id: str = "") -> bool:
+@dataclass(frozen=True)
+class TurnFigures:
+    """What a turn's end records besides its status, for the dashboard and the user's usage."""
+
+    first_token_at: datetime | None = None
+    model_retries: int = 0
+    policy_denials: int = 0
+    usage: dict[str, Any] | None = None
+
+
+def do_finish_turn(*, turn_id: uuid.UUID, status: str, error: str = "", seq: int, sdk_session_id: str = "",
+                   figures: TurnFigures = TurnFigures()) -> bool:
     """Record the turn's end and interrupt any call still running. False when it had already ended."""
     with transaction.atomic():
         changed = Turn.objects.filter(pk=turn_id, status=TurnStatus.RUNNING).update(
-            status=status, error=error, finished_at=timezone.now(), seq=seq)
+            status=status, error=error, finished_at=timezone.now(), seq=seq, first_token_at=figures.first_token_at,
+            model_retries=figures.model_retries, policy_denials=figures.policy_denials)
         if not changed:
             return False
+        if figures.usage is not None:
+            Message.objects.filter(answered_turn__pk=turn_id).update(usage=figures.usage)
         ToolCall.objects.filter(turn_id=turn_id, status=ToolCallStatus.RUNNING).update(
             status=ToolCallStatus.INTERRUPTED, error_text="interrupted", finished_at=timezone.now(), output_seq=seq)
         if sdk_session_id:

@@ -47,6 +47,7 @@ class TurnOutcome:
     is_error: bool
     error_text: str = ""
     sdk_session_id: str = ""
+    usage: dict[str, Any] | None = None  # tokens and cost, as PROTOCOL §8 shows them
 
 
 @dataclass
@@ -237,7 +238,8 @@ class TurnAdapter:
         error_text = ""
         if is_error:
             error_text = self.api_error_text or (message.result or "") or message.subtype
-        self.outcome = TurnOutcome(is_error=is_error, error_text=error_text, sdk_session_id=self.sdk_session_id)
+        self.outcome = TurnOutcome(is_error=is_error, error_text=error_text, sdk_session_id=self.sdk_session_id,
+                                   usage=usage_of(message))
 
     # --- stopping, and the end of the turn ---
 
@@ -268,6 +270,18 @@ class TurnAdapter:
     def is_mcp_call(self, tool_use_id: str) -> bool:
         state = self.tool_calls.get(tool_use_id)
         return state is not None and state.name.startswith("mcp__")
+
+
+USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
+
+def usage_of(result: ResultMessage) -> dict[str, Any] | None:
+    """The turn's tokens and cost from the CLI's result; None when it reported neither."""
+    if result.usage is None and result.total_cost_usd is None:
+        return None
+    usage = result.usage or {}
+    return {**{name: int(usage.get(name) or 0) for name in USAGE_FIELDS},
+            "cost_usd": float(result.total_cost_usd or 0)}
 
 
 def truncated_for_event(output: Any, limit: int) -> Any:

@@ -73,15 +73,27 @@ def merged_hooks(*hook_sets: dict[str, list[HookMatcher]]) -> dict[str, list[Hoo
     return merged
 
 
-def turn_options(*, session_id: str, sdk_session_id: str = "", turn_id: str = "",
-                 owner_id: int | None = None, whole_outputs: WholeOutputs | None = None) -> ClaudeAgentOptions:
+def tool_gate(*, session_id: str, turn_id: str = "") -> ToolGate:
+    """The policy's enforcement for one turn (chat.engine.policy decides every call; nothing is pre-allowed)."""
+    return ToolGate(session_id=session_id, turn_id=turn_id, workspace=workspace_for(session_id),
+                    state=TurnState(limits=TurnLimits.from_settings()))
+
+
+def turn_options(*, session_id: str, sdk_session_id: str = "", turn_id: str = "", owner_id: int | None = None,
+                 whole_outputs: WholeOutputs | None = None, gate: ToolGate | None = None, model: str = "",
+                 max_budget_usd: float | None = None, resume_session_at: str | None = None,
+                 fork_session: bool = False) -> ClaudeAgentOptions:
+    """The SDK's options for a turn of the session: `sdk_session_id` continues its conversation (at
+    `resume_session_at` when given, as a new branch with `fork_session`); `model` defaults to MODEL."""
     Path(copilot_setting("CLI_HOME_DIR")).mkdir(parents=True, exist_ok=True)
     workspace = workspace_for(session_id)
     limits = TurnLimits.from_settings()
-    # chat.engine.policy decides every tool call, from the hook and from can_use_tool; nothing is pre-allowed.
-    gate = ToolGate(session_id=session_id, turn_id=turn_id, workspace=workspace, state=TurnState(limits=limits))
+    gate = gate or tool_gate(session_id=session_id, turn_id=turn_id)
     return ClaudeAgentOptions(
-        model=copilot_setting("MODEL"),
+        model=model or copilot_setting("MODEL"),
+        max_budget_usd=max_budget_usd,
+        resume_session_at=resume_session_at if sdk_session_id else None,
+        fork_session=fork_session and bool(sdk_session_id),
         system_prompt=copilot_setting("SYSTEM_PROMPT"),
         tools=builtin_tools(limits),  # the file tools and what a setting grants; no shell, no web
         mcp_servers={SERVER_NAME: build_copilot_server(ToolContext(session_id=session_id, owner_id=owner_id))},

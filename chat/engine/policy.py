@@ -21,6 +21,7 @@ from typing import Any
 
 from claude_agent_sdk import HookMatcher, PermissionResultAllow, PermissionResultDeny
 
+from chat.engine import observers
 from chat.engine.tools import copilot_tool_names
 from chat.workspaces import room_left
 from core.conf import copilot_setting
@@ -144,6 +145,7 @@ def refused_by_cli(tool_name: str, error_text: str, limits: TurnLimits) -> Deny 
 def record_denial(session_id: str, turn_id: str, tool_name: str, denied: Deny) -> None:
     """Log and count one denied call, whichever enforcement point refused it."""
     denials[(tool_name, denied.kind)] += 1
+    observers.notify("policy_denial", session_id=session_id, turn_id=turn_id, tool_name=tool_name, kind=denied.kind)
     logger.warning("session=%s turn=%s denied %s (%s): %s", session_id, turn_id, tool_name, denied.kind,
                    denied.reason)
 
@@ -259,6 +261,9 @@ class ToolGate:
     workspace: Path
     state: TurnState = field(default_factory=TurnState)
     decisions: dict[str, Decision] = field(default_factory=dict)  # by tool_use_id
+
+    def denied(self, tool_use_id: str) -> bool:
+        return isinstance(self.decisions.get(tool_use_id), Deny)
 
     def check(self, tool_name: str, tool_input: dict[str, Any], tool_use_id: str | None) -> Decision:
         if tool_use_id and tool_use_id in self.decisions:

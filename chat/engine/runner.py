@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -15,8 +16,10 @@ from channels.db import database_sync_to_async
 from claude_agent_sdk import ClaudeSDKClient
 
 from chat.actions import turns as turn_actions
+from chat.engine import observers
 from chat.engine.adapter import TurnAdapter
-from chat.engine.options import turn_options
+from chat.engine.observers import TurnInfo
+from chat.engine.options import tool_gate, turn_options
 from chat.engine.policy import TurnLimits, time_limit_reason
 from chat.engine.recording import TurnIds, TurnRecorder
 from chat.engine.whole_outputs import WholeOutputs
@@ -44,14 +47,21 @@ class TurnSpec:
     prompt: str
     sdk_session_id: str = ""
     owner_id: int | None = None  # the session's owner: the copilot's tools act for them
+    model: str = ""  # empty: the MODEL setting
+    max_budget_usd: float | None = None  # what the turn may spend (the SDK stops it past that)
+    resume_session_at: str | None = None  # continue the SDK conversation from this entry (a branch)
+    fork_session: bool = False  # …as a new SDK session, leaving the old one as it was
 
 
 class TurnRunner:
     def __init__(self, spec: TurnSpec, event_log: EventLog) -> None:
         self.spec = spec
         self.adapter = TurnAdapter(max_event_output_chars=copilot_setting("TOOL_OUTPUT_EVENT_CHARS"))
+        self.info = TurnInfo(session_id=str(spec.session_id), turn_id=str(spec.turn_id), user_id=spec.owner_id,
+                             model=spec.model or copilot_setting("MODEL"))
+        self.gate = tool_gate(session_id=str(spec.session_id), turn_id=str(spec.turn_id))
         self.recorder = TurnRecorder(TurnIds(spec.session_id, spec.turn_id, spec.assistant_message_id), event_log,
-                                     self.adapter)
+                                     self.adapter, info=self.info, denied=self.gate.denied)
         self.whole_outputs = WholeOutputs()
         self.stop_requested = asyncio.Event()
         self.shutting_down = False
@@ -59,6 +69,8 @@ class TurnRunner:
         self.cli_pid: int | None = None
         self.final_seq: int | None = None  # the seq of this turn's `finish`, once appended
         self.time_limit_error = ""  # set when MAX_TURN_SECONDS stopped the turn
+        self.final_status = TurnStatus.INTERRUPTED  # until the turn ends otherwise
+        self.usage: dict | None = None
         self._client: ClaudeSDKClient | None = None
 
     @property
@@ -67,6 +79,15 @@ class TurnRunner:
 
     async def run(self) -> None:
         """Run the turn to its end. Whatever happens, it ends with its final state saved and one `finish`."""
+        with observers.turn_scope(self.info):
+            observers.notify("turn_started", self.info)
+            try:
+                await self._run()
+            finally:
+                observers.notify("turn_ended", self.info, status=self.final_status,
+                                 seconds=time.monotonic() - self.recorder.started_at, usage=self.usage)
+
+    async def _run(self) -> None:
         status, error = TurnStatus.COMPLETED, ""
         heartbeat = asyncio.create_task(self._keep_heartbeat(), name=f"heartbeat {self.spec.turn_id}")
         time_limit = asyncio.create_task(self._enforce_time_limit(asyncio.current_task()),
@@ -102,9 +123,11 @@ class TurnRunner:
         await self._finish(status, error)
 
     async def _drive_sdk(self) -> None:
-        options = turn_options(session_id=str(self.spec.session_id), sdk_session_id=self.spec.sdk_session_id,
-                               turn_id=str(self.spec.turn_id), owner_id=self.spec.owner_id,
-                               whole_outputs=self.whole_outputs)
+        spec = self.spec
+        options = turn_options(session_id=str(spec.session_id), sdk_session_id=spec.sdk_session_id,
+                               turn_id=str(spec.turn_id), owner_id=spec.owner_id, whole_outputs=self.whole_outputs,
+                               gate=self.gate, model=spec.model, max_budget_usd=spec.max_budget_usd,
+                               resume_session_at=spec.resume_session_at, fork_session=spec.fork_session)
         async with ClaudeSDKClient(options) as client:
             self._client = client
             process = getattr(getattr(client, "_transport", None), "_process", None)
@@ -173,8 +196,10 @@ class TurnRunner:
             await self.emit(chunk)
         if error:
             await self.emit(chunks.error(error))
+        self.final_status = status
+        self.usage = self.adapter.outcome.usage if self.adapter.outcome else None
         self.final_seq = await self.recorder.finish(status=status, error=error,
-                                                    sdk_session_id=self.adapter.sdk_session_id)
+                                                    sdk_session_id=self.adapter.sdk_session_id, usage=self.usage)
         logger.info("%s ended %s%s", self.log_prefix, status, f": {error}" if error else "")
 
     async def emit(self, chunk: Chunk) -> None:

@@ -160,6 +160,11 @@ def retry(*, attempt: int, max_retries: int, delay_ms: int, status: int | None, 
                           "status": status, "discard": discard})
 
 
+def usage(totals: dict[str, Any]) -> DataChunk:
+    """A turn's tokens and cost (PROTOCOL §8), just before its `data-turn`."""
+    return data("usage", totals)
+
+
 def discard(part_ids: list[str]) -> DataChunk:
     """The model's last attempt was cut and not retried: clients remove these parts."""
     return data("discard", {"discard": part_ids})

@@ -41,6 +41,9 @@ class Message(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # The seq of the newest event whose effect on this row is saved.
     seq = models.PositiveBigIntegerField(default=0)
+    # An answer's tokens and cost, as the CLI reported them: {input_tokens, output_tokens, cache_read_input_tokens,
+    # cache_creation_input_tokens, cost_usd}.
+    usage = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["session", "position"]

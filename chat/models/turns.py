@@ -30,6 +30,11 @@ class Turn(models.Model):
     process = models.CharField(max_length=100, blank=True, default="")
     start_seq = models.PositiveBigIntegerField(null=True, blank=True)  # the seq of its `start` event
     seq = models.PositiveBigIntegerField(default=0)  # the seq of its `finish`, once ended
+    # What operators chart (the dashboard): when the first text or reasoning came, how often the CLI retried the
+    # model, how many calls were denied.
+    first_token_at = models.DateTimeField(null=True, blank=True)
+    model_retries = models.PositiveIntegerField(default=0)
+    policy_denials = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-started_at"]

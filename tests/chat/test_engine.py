@@ -76,7 +76,7 @@ async def test_text_only():
     deltas = types.count("text-delta")
     assert 1 <= deltas <= 4  # the model's four words, merged when they come fast (DELTA_WINDOW_MS)
     assert types == ["start", "data-user-message", "start-step", "text-start"] + ["text-delta"] * deltas + [
-        "text-end", "finish-step", "data-turn", "finish"]
+        "text-end", "finish-step", "data-usage", "data-turn", "finish"]  # usage just before data-turn (PROTOCOL §8)
     assert streamed_text(events) == "Just words, no tools."
     assert turn.status == TurnStatus.COMPLETED and turn.assistant_message.text == "Just words, no tools."
     assert calls == []
