@@ -209,6 +209,7 @@ COPILOT_DEFAULTS = {
     "MAX_GRAPH_NODES": 50,
     "MAX_WEBSOCKETS_PER_USER": 50,  # open at once, per server process
     "MAX_WORKSPACE_BYTES": 200 * 1024 * 1024,
+    "MAX_UPLOAD_BYTES": 20 * 1024 * 1024,  # one file a person uploads into a workspace
     "HEARTBEAT_SECONDS": 15,
     # A socket or event stream whose client stopped reading: once this much waits for it, the server waits
     # for the client to catch up, and drops the connection if it has not within the grace (chat/backlog.py).

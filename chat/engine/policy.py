@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from claude_agent_sdk import HookMatcher, PermissionResultAllow, PermissionResul
 
 from chat.engine import observers
 from chat.engine.tools import copilot_tool_names
-from chat.workspaces import room_left
+from chat.workspaces import BAD_INPUT, NOT_A_FILE, OUTSIDE_WORKSPACE, path_refusal, room_left  # noqa: F401 (kinds of denial)
 from core.conf import copilot_setting
 
 logger = logging.getLogger(__name__)
@@ -36,9 +35,6 @@ SUBAGENT_TOOLS = frozenset({"Task", "Agent"})  # one tool: the CLI loads it as "
 
 # Why a call was denied, as counted in `denials` (the reason itself is a sentence for the model and the user).
 NOT_GRANTED = "not_granted"
-BAD_INPUT = "bad_input"
-OUTSIDE_WORKSPACE = "outside_workspace"
-NOT_A_FILE = "not_a_file"
 BAD_PATTERN = "bad_pattern"
 BACKGROUND = "background"
 TOOL_CALL_LIMIT = "tool_call_limit"
@@ -213,32 +209,8 @@ def check_workspace_room(tool_name: str, tool_input: dict[str, Any], workspace: 
 
 def check_path(name: str, raw: Any, workspace: Path) -> Deny | None:
     """None when `raw`, resolved from the workspace with every symlink followed, is a file or folder inside it."""
-    if not isinstance(raw, str) or not raw or "\0" in raw:
-        return Deny(BAD_INPUT, f"{name} must be a non-empty path")
-    if raw.startswith("~"):
-        return Deny(OUTSIDE_WORKSPACE, f"{name} {raw!r} starts with '~': paths must stay inside this chat's workspace")
-    if ".." in Path(raw).parts:
-        return Deny(OUTSIDE_WORKSPACE, f"{name} {raw!r} contains '..': paths must stay inside this chat's workspace")
-    root = os.path.realpath(workspace)
-    resolved = os.path.realpath(os.path.join(root, raw))
-    if not is_inside(resolved, root):
-        if is_inside(os.path.abspath(os.path.join(root, raw)), root):
-            return Deny(OUTSIDE_WORKSPACE, f"{name} {raw!r} is a link that leads outside this chat's workspace folder")
-        return Deny(OUTSIDE_WORKSPACE, f"{name} {raw!r} is outside this chat's workspace folder")
-    try:
-        mode = os.stat(resolved).st_mode
-    except FileNotFoundError:
-        return None  # a file about to be written; its folder is inside
-    except OSError as exc:
-        return Deny(NOT_A_FILE, f"{name} {raw!r} cannot be used: {exc.strerror}")
-    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        return Deny(NOT_A_FILE,
-                    f"{name} {raw!r} is not a regular file or folder (devices, pipes and sockets are refused)")
-    return None
-
-
-def is_inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root + os.sep)
+    refused = path_refusal(name, raw, workspace)
+    return Deny(*refused) if refused else None
 
 
 def check_glob_pattern(name: str, pattern: Any) -> Deny | None:

@@ -7,6 +7,7 @@ set -eu
 MARKDOWN_IT=15.0.3
 DOMPURIFY=3.4.18
 HIGHLIGHT_JS=11.12.0  # the pre-built @highlightjs/cdn-assets of highlight.js
+CHART_JS=4.6.1
 
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
@@ -41,4 +42,8 @@ package=$(unpack "@highlightjs/cdn-assets@$HIGHLIGHT_JS")
 put "$package" highlight.js es/highlight.min.js styles/github.min.css styles/github-dark.min.css LICENSE
 echo "$HIGHLIGHT_JS" > "$here/highlight.js/VERSION"
 
-echo "static/vendor: markdown-it $MARKDOWN_IT, dompurify $DOMPURIFY, highlight.js $HIGHLIGHT_JS"
+package=$(unpack "chart.js@$CHART_JS")
+put "$package" chart.js dist/chart.umd.min.js LICENSE.md
+echo "$CHART_JS" > "$here/chart.js/VERSION"
+
+echo "static/vendor: markdown-it $MARKDOWN_IT, dompurify $DOMPURIFY, highlight.js $HIGHLIGHT_JS, chart.js $CHART_JS"
