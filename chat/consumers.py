@@ -40,6 +40,11 @@ _open_consumers: weakref.WeakSet[SessionConsumer] = weakref.WeakSet()
 _sockets_per_user: Counter[int] = Counter()  # open sockets of this process, by user id
 
 
+def open_socket_count() -> int:
+    """Sockets of this process that are connected to a session."""
+    return len(_open_consumers)
+
+
 async def wait_for_delivery(seq_by_session: dict[str, int], *, timeout: float) -> None:
     """Wait (bounded) until every resumed socket of these sessions has sent the event with that seq."""
     waits = [consumer.delivered(seq_by_session[consumer.session_id]) for consumer in list(_open_consumers)

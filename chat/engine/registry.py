@@ -77,6 +77,14 @@ class RunningTurns:
     def session_ids(self) -> set[str]:
         return set(self._tasks)
 
+    def running_count(self) -> int:
+        """Turns this process runs now."""
+        return len(self._tasks)
+
+    def warm_client_count(self) -> int:
+        """CLI processes this process keeps connected between turns (none yet: each turn starts its own)."""
+        return 0
+
     def task_for(self, session_id: str) -> asyncio.Task[None] | None:
         return self._tasks.get(str(session_id))
 
