@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from agents import serializers as s
 from agents.actions import do_cancel_run, do_create_agent, do_enqueue_run, do_update_agent
 from agents.blocks import all_blocks
+from agents.models import AgentStatus
 from agents.selectors import (
     access_agent,
     access_run,
@@ -68,7 +69,9 @@ class AgentListView(GenericAPIView):
         data = serializer.validated_data
         agent = do_create_agent(owner_id=request.user.pk, name=data["name"], description=data["description"],
                                 graph=data.get("graph"))
-        return Response(agent_dict(agent, latest_version(agent)), status=status.HTTP_201_CREATED)
+        # As created: a worker woken for its build may already be at it.
+        created = latest_version(agent) if agent.status == AgentStatus.READY else None
+        return Response(agent_dict(agent, created), status=status.HTTP_201_CREATED)
 
 
 class AgentDetailView(GenericAPIView):

@@ -3,7 +3,7 @@
 The turn: 5 parallel `mcp__copilot__run_block` calls of block `wait` (0 seconds), then a step of
 200 words of text, played by the local model (localmodel.server, started here on a loopback port).
 
-  raw     ClaudeSDKClient with the engine's own options (chat.engine.options.turn_options), query,
+  raw     ClaudeSDKClient with the engine's own options (chat.engine.options.session_options), query,
           iterate receive_response and discard every message.
   engine  chat.engine.registry.begin_turn: saves the turn, maps every message to chunks, appends
           each to the event log with its durable write on PostgreSQL; the turn task is awaited.
@@ -100,7 +100,8 @@ async def main(measured_runs: int = MEASURED_RUNS) -> None:
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
-    from chat.engine.options import turn_options
+    from chat.engine.binding import SessionBinding, TurnBinding
+    from chat.engine.options import session_options, tool_gate
     from chat.engine.registry import begin_turn, running_turns
     from chat.events.factory import get_event_log
     from chat.models import ChatSession, ToolCall, ToolCallStatus, TranscriptEntry, Turn, TurnStatus
@@ -122,7 +123,10 @@ async def main(measured_runs: int = MEASURED_RUNS) -> None:
 
     async def raw_turn(session: ChatSession) -> str:
         messages, result = 0, None
-        async with ClaudeSDKClient(turn_options(session_id=str(session.id))) as client:
+        binding = SessionBinding.for_one_turn(str(session.id),
+                                              TurnBinding(turn_id="raw", gate=tool_gate(session_id=str(session.id))))
+        options = session_options(session_id=str(session.id), owner_id=user.pk, binding=binding)
+        async with ClaudeSDKClient(options) as client:
             await client.query(prompt)
             async for message in client.receive_response():
                 messages += 1

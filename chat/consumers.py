@@ -15,9 +15,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from chat.backlog import SendBacklog, guard_send_backlog
-from chat.engine.registry import begin_turn, stop_turn
+from chat.engine.control import cancel_tool_call, decide_approval
+from chat.engine.registry import begin_turn, prewarm, running_turns, stop_turn
 from chat.events.cursor import EventCursor, SnapshotNeeded
 from chat.events.factory import get_event_log
+from chat.events.liveness import current_liveness
 from chat.events.log import session_group
 from chat.limits import check_rate
 from chat.selectors import access_session, session_snapshot
@@ -104,6 +106,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
         self._progress = asyncio.Condition()
         self._backlog = guard_send_backlog(self.base_send, label=f"session={self.session_id} websocket")
         _open_consumers.add(self)
+        running_turns.pool.socket_opened(self.session_id)  # its warm CLI stays while the chat is open
         await self.channel_layer.group_add(session_group(self.session_id), self.channel_name)
 
     async def disconnect(self, code: int) -> None:
@@ -114,6 +117,7 @@ class SessionConsumer(AsyncWebsocketConsumer):
             self.counted_user = None
         if self.session is not None:
             _open_consumers.discard(self)
+            running_turns.pool.socket_closed(self.session_id)
             await self.channel_layer.group_discard(session_group(self.session_id), self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -148,9 +152,22 @@ class SessionConsumer(AsyncWebsocketConsumer):
             client_message_id = uuid.UUID(string_field(frame, "client_message_id"))
         except ValueError:
             raise FrameError("client_message_id: a UUID is required") from None
-        started = await begin_turn(session=self.session, text=text, client_message_id=client_message_id)
-        await self.send_json({"type": "ack", "client_message_id": str(client_message_id),
-                              "turn_id": str(started.turn.id), "message_id": str(started.turn.user_message_id)})
+        queue = frame.get("queue", False)
+        if not isinstance(queue, bool):
+            raise FrameError("queue: true or false")
+        started = await begin_turn(session=self.session, text=text, client_message_id=client_message_id, queue=queue)
+        ack = {"type": "ack", "client_message_id": str(client_message_id), "turn_id": str(started.turn.id),
+               "message_id": str(started.turn.user_message_id)}
+        await self.send_json({**ack, "queued": True} if started.queued else ack)
+
+    async def on_decide(self, frame: dict[str, Any]) -> None:
+        """Its answer is the `data-approval-decision` event (PROTOCOL §7); only a refusal gets a frame."""
+        await decide_approval(session=self.session, approval_id=string_field(frame, "approval_id"),
+                              decision=frame.get("decision"))
+
+    async def on_cancel_tool(self, frame: dict[str, Any]) -> None:
+        """Its answer is the call's output (PROTOCOL §7); only a refusal gets a frame."""
+        await cancel_tool_call(session=self.session, tool_call_id=string_field(frame, "toolCallId"))
 
     async def on_resume(self, frame: dict[str, Any]) -> None:
         after_seq = frame.get("after_seq")
@@ -163,6 +180,8 @@ class SessionConsumer(AsyncWebsocketConsumer):
             raise ApplicationError(f"after_seq must be from 0 to {last_seq}", code="bad_seq")
         self.cursor = EventCursor(session_id=self.session_id, event_log=event_log, after_seq=after_seq)
         await self._send_in_order(self.cursor.catch_up())
+        await prewarm(session_id=self.session_id)  # its CLI starts while the user types
+        await self.send_json(await current_liveness(self.session_id))
 
     async def on_stop(self, frame: dict[str, Any]) -> None:
         await stop_turn(session=self.session)
@@ -171,6 +190,10 @@ class SessionConsumer(AsyncWebsocketConsumer):
         await self.send_json({"type": "pong"})
 
     # --- events from the session's log ---
+
+    async def chat_liveness(self, message: dict[str, Any]) -> None:
+        if self.cursor is not None:
+            await self.send_json(message["liveness"], message.get("text"))
 
     async def chat_events(self, message: dict[str, Any]) -> None:
         if self.cursor is not None:
@@ -216,4 +239,6 @@ FRAME_HANDLERS = {
     "resume": SessionConsumer.on_resume,
     "stop": SessionConsumer.on_stop,
     "ping": SessionConsumer.on_ping,
+    "decide": SessionConsumer.on_decide,
+    "cancel_tool": SessionConsumer.on_cancel_tool,
 }

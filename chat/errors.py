@@ -18,6 +18,33 @@ class NothingRunning(ApplicationError):
     http_status = 409
 
 
-class TooManyTurns(ApplicationError):
-    code = "rate_limited"
-    http_status = 429
+class QueueFull(ApplicationError):
+    code = "queue_full"
+    http_status = 409
+
+
+class TurnStarted(ApplicationError):
+    code = "turn_started"
+    http_status = 409
+
+
+class UnknownApproval(ApplicationError):
+    code = "unknown_approval"
+    http_status = 404
+
+
+class AlreadyDecided(ApplicationError):
+    code = "already_decided"
+    http_status = 409
+
+
+class NotRunning(ApplicationError):
+    """A tool call that has ended (409), or that the session never had (404)."""
+
+    code = "not_running"
+    http_status = 409
+
+
+class NotCancellable(ApplicationError):
+    code = "not_cancellable"
+    http_status = 409

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from chat.events.chunks import INTERRUPTED
 from chat.events.durable_seq import last_durable_seq
-from chat.models import ChatSession, Message, SessionNotice, ToolCall, ToolCallStatus, Turn, TurnStatus
+from chat.models import Approval, ChatSession, Message, SessionNotice, ToolCall, ToolCallStatus, Turn, TurnStatus
 from core.conf import copilot_setting
 from core.errors import NotFound
 
@@ -35,6 +35,16 @@ def access_session(*, user: AbstractBaseUser, session_id: Any) -> ChatSession:
     if session is None:
         raise NotFound("no such session")
     return session
+
+
+def last_ended_turn_id(session_id: Any, *, before: Turn | None = None) -> str | None:
+    """The id of the session's newest turn that has ended (other than `before`): the turn whose end the
+    session's conversation continues from."""
+    turns = Turn.objects.filter(session_id=session_id, finished_at__isnull=False)
+    if before is not None:
+        turns = turns.exclude(pk=before.pk)
+    newest = turns.order_by("-finished_at").values_list("pk", flat=True).first()
+    return str(newest) if newest else None
 
 
 def running_turn(session_id: Any) -> Turn | None:
@@ -88,7 +98,13 @@ def turn_detail_dict(turn: Turn) -> dict[str, Any]:
 
 def session_dict(session: ChatSession) -> dict[str, Any]:
     return {"id": str(session.id), "title": session.title, "created_at": session.created_at.isoformat(),
-            "updated_at": session.updated_at.isoformat()}
+            "updated_at": session.updated_at.isoformat(), "approval_mode": session.approval_mode}
+
+
+def pending_approval_dict(approval: Approval) -> dict[str, Any]:
+    """As its data-approval event shows it (PROTOCOL §7)."""
+    return {"approval_id": str(approval.id), "toolCallId": approval.tool_use_id, "toolName": approval.tool_name,
+            "input": approval.input, "expires_at": approval.expires_at.isoformat().replace("+00:00", "Z")}
 
 
 def session_notices(session_id: Any) -> list[dict[str, Any]]:
@@ -111,6 +127,8 @@ def session_snapshot(session: ChatSession) -> dict[str, Any]:
         messages = list(Message.objects.filter(session=session).order_by("position"))
         turns = list(Turn.objects.filter(session=session))
         tool_calls = list(ToolCall.objects.filter(turn__session=session).order_by("part_index"))
+        waiting = list(Approval.objects.filter(turn__session=session, turn__status=TurnStatus.RUNNING, decision="")
+                       .order_by("requested_at"))
         notices = session_notices(session.id)
         last_seq = last_durable_seq(session.id)
     running_turn_ids = {turn.id for turn in turns if turn.status == TurnStatus.RUNNING}
@@ -119,13 +137,19 @@ def session_snapshot(session: ChatSession) -> dict[str, Any]:
     for call in tool_calls:
         calls_by_message.setdefault(call.message_id, []).append(call)
     active = next((turn for turn in turns if turn.id in running_turn_ids), None)
+    queued = sorted((turn for turn in turns if turn.status == TurnStatus.QUEUED), key=lambda turn: turn.queued_at)
+    not_started = {message_id for turn in queued for message_id in (turn.user_message_id, turn.assistant_message_id)}
+    text_of = {message.id: message.text for message in messages}
     return {
         **session_dict(session),
         "messages": [
             message_dict(message, calls_by_message.get(message.id, []), turn=turn_of_message.get(message.id))
-            for message in messages
+            for message in messages if message.id not in not_started  # a queued message joins when it starts
         ],
-        "active_turn": turn_dict(active) if active else None,
+        "active_turn": {**turn_dict(active), "pending_approvals": [pending_approval_dict(a) for a in waiting]}
+        if active else None,
+        "queued": [{"turn_id": str(turn.id), "message_id": str(turn.user_message_id),
+                    "text": text_of.get(turn.user_message_id, "")} for turn in queued],
         "reports": notices,
         "last_seq": last_seq,
     }

@@ -25,7 +25,9 @@ def database_from_url(url: str) -> dict:
         # sqlite:///relative.db lives in the project folder; sqlite:////abs/path.db is absolute.
         name = Path(unquote(parts.path)[1:])
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(name if name.is_absolute() else BASE_DIR / name),
-                "OPTIONS": {"timeout": 20}}
+                # Writers queue for the lock rather than fail at once; readers never wait for a writer.
+                "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE",
+                            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}}
     if parts.scheme in {"postgres", "postgresql", "pgsql"}:
         return {
             "ENGINE": "django.db.backends.postgresql",
@@ -201,7 +203,17 @@ COPILOT_DEFAULTS = {
     "MAX_FRAME_BYTES": 1024 * 1024,
     # (count, seconds) per window: frames per socket, resumes and turns started per user.
     "RATE_LIMITS": {"frames": (60, 1), "resumes": (20, 10), "turns": (20, 60)},
-    "MAX_RUNNING_TURNS_PER_USER": 3,
+    "MAX_RUNNING_TURNS_PER_USER": 3,  # a user's share of the running slots while others wait
+    # Capacity of each process (chat/engine/capacity.py): 0 = from the memory available at start and CLI_RSS_BYTES.
+    "MAX_CONCURRENT_TURNS": 0,
+    "MAX_WARM_CLIENTS": 0,
+    "CLI_RSS_BYTES": 170 * 1024 * 1024,  # what one CLI holds, as measured here
+    "WARM_CLIENTS": True,  # keep a session's CLI connected between its turns (chat/engine/warm.py)
+    "WARM_IDLE_SECONDS": 300.0,  # …closed after this long with no turn and no open socket
+    "STALL_SECONDS": 30.0,  # a turn that hears nothing from the model or a tool this long is `stalled`
+    "MAX_QUEUED_TURNS": 5,  # messages waiting for their turn in one chat
+    "ASK_BEFORE_TOOLS": [],  # tools whose every call waits for the user's approval, in any approval mode
+    "APPROVAL_TIMEOUT_SECONDS": 600.0,  # …denied when nobody decides within this
     # Quotas, so one user cannot starve the others.
     "MAX_SESSIONS_PER_USER": 1_000,
     "MAX_AGENTS_PER_USER": 200,

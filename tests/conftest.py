@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -59,11 +62,28 @@ def fresh_event_log():
     reset_event_log()
 
 
+@pytest.fixture(autouse=True)
+def no_cli_left_warm():
+    """End the warm CLIs a test left (each test has an event loop of its own: its clients cannot outlive it)."""
+    yield
+    pool = running_turns.pool
+    for client in list(pool.clients.values()):
+        if client.cli_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(client.cli_pid, signal.SIGTERM)
+    pool.clients.clear()
+    pool.sockets.clear()
+    pool._tasks.clear()
+
+
 @pytest.fixture
 async def no_turn_left_running():
     """Fail a test that leaves a turn running in this process (and end it)."""
     yield
-    left = [task for task in running_turns._tasks.values() if not task.done()]
+    running = list(running_turns._tasks.values())
+    if running:  # a turn that has appended its `finish` may still be tidying up (its liveness, its CLI)
+        await asyncio.wait(running, timeout=10)
+    left = [task for task in running if not task.done()]
     await running_turns.shutdown()
     assert not left, f"turns left running: {left}"
 

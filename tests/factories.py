@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from typing import Any
 
+from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 
-from chat.models import ChatSession
+from chat.engine.registry import begin_turn, running_turns
+from chat.models import ChatSession, ToolCall, Turn
 
 PASSWORD = "correct horse battery staple"
 
@@ -77,15 +80,26 @@ def streamed_text(events: list[dict[str, Any]]) -> str:
                    if e["chunk"]["type"] == "text-delta" and e["chunk"]["id"] not in discarded)
 
 
-async def receive_until(communicator_or_socket, predicate, *, timeout: float = 60) -> list[dict]:
-    """Frames received until one matches `predicate` (included)."""
-    frames = []
+async def next_frame(communicator_or_socket, *, timeout: float = 60, keep_liveness: bool = False) -> dict:
+    """The next frame of a websocket client (a Channels communicator or a real socket); liveness frames
+    (PROTOCOL §7: not events, sent on every change) are skipped unless asked for."""
     async with asyncio.timeout(timeout):
         while True:
             if hasattr(communicator_or_socket, "receive_json_from"):
                 frame = await communicator_or_socket.receive_json_from(timeout=timeout)
             else:
                 frame = json.loads(await communicator_or_socket.recv())
+            if keep_liveness or frame.get("type") != "liveness":
+                return frame
+
+
+async def receive_until(communicator_or_socket, predicate, *, timeout: float = 60,
+                        keep_liveness: bool = False) -> list[dict]:
+    """Frames received until one matches `predicate` (included); liveness frames skipped unless asked for."""
+    frames = []
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = await next_frame(communicator_or_socket, timeout=timeout, keep_liveness=keep_liveness)
             frames.append(frame)
             if predicate(frame):
                 return frames
@@ -125,9 +139,48 @@ class EventWatcher:
         async with asyncio.timeout(timeout):
             while True:
                 message = await self.layer.receive(self.channel)
+                if message["type"] != "chat.events":
+                    continue  # liveness and the like: not events
                 self.events.extend(message["events"])
                 if any(predicate(event["chunk"]) for event in message["events"]):
                     return self.events
 
     async def until_finish(self, *, timeout: float = 60) -> list[dict]:
         return await self.until(lambda chunk: chunk["type"] == "finish", timeout=timeout)
+
+
+# --- turns run in this process, as the engine tests drive them ---
+
+@database_sync_to_async
+def rows(turn_id):
+    turn = Turn.objects.select_related("assistant_message").get(pk=turn_id)
+    return turn, list(ToolCall.objects.filter(turn=turn).order_by("part_index"))
+
+
+async def run_turn(session, text: str, *, timeout: float = 60):
+    """Start a turn and watch it to its `finish`; returns (events, turn, tool call rows)."""
+    async with EventWatcher(session.id) as watcher:
+        started = await begin_turn(session=session, text=text, client_message_id=uuid.uuid4())
+        events = await watcher.until_finish(timeout=timeout)
+    await running_turns.task_for(str(session.id)) if running_turns.task_for(str(session.id)) else None
+    turn, calls = await rows(started.turn.id)
+    return events, turn, calls
+
+
+def outputs_by_id(events):
+    return {e["chunk"]["toolCallId"]: e["chunk"] for e in events
+            if e["chunk"]["type"] in {"tool-output-available", "tool-output-error"}}
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def wait_until_gone(pid: int, timeout: float = 5) -> None:
+    async with asyncio.timeout(timeout):
+        while pid_alive(pid):
+            await asyncio.sleep(0.05)  # a process's exit cannot be awaited from outside its parent

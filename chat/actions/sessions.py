@@ -39,6 +39,18 @@ def do_rename_session(*, session: ChatSession, title: str) -> ChatSession:
     return session
 
 
+APPROVAL_MODES = ("auto", "ask")
+
+
+def do_set_approval_mode(*, session: ChatSession, mode: object) -> ChatSession:
+    """"ask": every tool call the policy allows waits for the user, from the session's next turn on."""
+    if mode not in APPROVAL_MODES:
+        raise BadMessage('approval_mode: "auto" or "ask"')
+    session.approval_mode = mode
+    session.save(update_fields=["approval_mode", "updated_at"])
+    return session
+
+
 def do_delete_session(*, session: ChatSession) -> None:
     """Delete the session with everything it left: rows, its saved SDK conversation, its workspace and events.
 

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from chat.errors import BadMessage, TooManyTurns, TurnRunning
+from chat.errors import BadMessage, QueueFull, TurnRunning, TurnStarted
 from chat.models import ChatSession, Message, MessageRole, ToolCall, ToolCallStatus, Turn, TurnStatus
 from core.conf import copilot_setting
 from core.process import PROCESS_NAME
@@ -21,6 +21,10 @@ from core.process import PROCESS_NAME
 class StartedTurn:
     turn: Turn
     created: bool  # False: the client_message_id was seen before; nothing new started
+
+    @property
+    def queued(self) -> bool:
+        return self.turn.status == TurnStatus.QUEUED
 
 
 def check_message_text(text: object) -> str:
@@ -44,11 +48,14 @@ def _existing_turn(session: ChatSession, client_message_id: uuid.UUID) -> Turn |
             .filter(session=session, user_message__client_message_id=client_message_id).first())
 
 
-def do_start_turn(*, session: ChatSession, text: str, client_message_id: uuid.UUID) -> StartedTurn:
-    """Save the user's message, an empty assistant message and a running turn, atomically.
+def do_start_turn(*, session: ChatSession, text: str, client_message_id: uuid.UUID, queue: bool = False) -> StartedTurn:
+    """Save the user's message, an empty assistant message and a running turn, atomically; with `queue`, while
+    another turn runs, a queued turn instead (it starts when those before it have ended).
 
-    Idempotent on `client_message_id`. Raises TurnRunning while another turn of the session runs;
-    the partial unique index on running turns makes that hold between concurrent callers too.
+    Idempotent on `client_message_id`, queued sends too. Raises TurnRunning while another turn of the session
+    runs (without `queue`), QueueFull past MAX_QUEUED_TURNS. Locks the session row: positions and the queue are
+    read and written by one starter at a time, and the partial unique index on running turns holds between
+    concurrent callers too. The turn is unclaimed: whoever runs it claims it (`do_claim_turn`).
     """
     text = check_message_text(text)
     existing = _existing_turn(session, client_message_id)
@@ -56,20 +63,22 @@ def do_start_turn(*, session: ChatSession, text: str, client_message_id: uuid.UU
         return StartedTurn(existing, created=False)
     try:
         with transaction.atomic():
-            # Lock the session row so positions are read and written by one starter at a time.
             ChatSession.objects.select_for_update().filter(pk=session.pk).first()
-            if Turn.objects.filter(session=session, status=TurnStatus.RUNNING).exists():
+            busy = Turn.objects.filter(session=session, status__in=[TurnStatus.RUNNING, TurnStatus.QUEUED])
+            queued = busy.exists() and queue
+            if busy.exists() and not queue:
                 raise TurnRunning("a turn is already running in this session")
-            cap = copilot_setting("MAX_RUNNING_TURNS_PER_USER")
-            if Turn.objects.filter(session__owner_id=session.owner_id, status=TurnStatus.RUNNING).count() >= cap:
-                raise TooManyTurns(f"at most {cap} turns may run at once for one user; wait for one to end")
+            limit = copilot_setting("MAX_QUEUED_TURNS")
+            if queued and busy.filter(status=TurnStatus.QUEUED).count() >= limit:
+                raise QueueFull(f"at most {limit} messages may wait for their turn; remove one or wait")
             last = Message.objects.filter(session=session).aggregate(last=Max("position"))["last"] or 0
             user_message = Message.objects.create(
                 session=session, position=last + 1, role=MessageRole.USER,
                 parts=[{"type": "text", "index": 0, "text": text}], client_message_id=client_message_id)
             assistant_message = Message.objects.create(session=session, position=last + 2, role=MessageRole.ASSISTANT)
-            turn = Turn.objects.create(session=session, user_message=user_message,
-                                       assistant_message=assistant_message, process=PROCESS_NAME)
+            turn = Turn.objects.create(session=session, user_message=user_message, assistant_message=assistant_message,
+                                       status=TurnStatus.QUEUED if queued else TurnStatus.RUNNING,
+                                       queued_at=timezone.now() if queued else None)
             ChatSession.objects.filter(pk=session.pk).update(updated_at=timezone.now())
     except IntegrityError:
         existing = _existing_turn(session, client_message_id)
@@ -77,6 +86,36 @@ def do_start_turn(*, session: ChatSession, text: str, client_message_id: uuid.UU
             return StartedTurn(existing, created=False)
         raise TurnRunning("a turn is already running in this session") from None
     return StartedTurn(turn, created=True)
+
+
+def do_claim_turn(*, turn_id: uuid.UUID) -> bool:
+    """This process runs the turn (one UPDATE); False when another process claimed it first."""
+    return Turn.objects.filter(pk=turn_id, process="").update(process=PROCESS_NAME) == 1
+
+
+def do_start_next_queued_turn(*, session_id: uuid.UUID) -> Turn | None:
+    """The oldest queued turn of the session, now running and claimed by this process; None when none waits or a
+    turn runs. Its heartbeat and start time are now."""
+    with transaction.atomic():
+        ChatSession.objects.select_for_update().filter(pk=session_id).first()
+        if Turn.objects.filter(session_id=session_id, status=TurnStatus.RUNNING).exists():
+            return None
+        turn = Turn.objects.filter(session_id=session_id, status=TurnStatus.QUEUED).order_by("queued_at").first()
+        if turn is None:
+            return None
+        now = timezone.now()
+        Turn.objects.filter(pk=turn.pk).update(status=TurnStatus.RUNNING, started_at=now, heartbeat_at=now,
+                                               process=PROCESS_NAME)
+    return Turn.objects.select_related("user_message").get(pk=turn.pk)
+
+
+def do_remove_queued_turn(*, turn: Turn) -> None:
+    """Remove a turn that has not started, with its messages. Raises TurnStarted once it has."""
+    with transaction.atomic():
+        ChatSession.objects.select_for_update().filter(pk=turn.session_id).first()
+        if not Turn.objects.filter(pk=turn.pk, status=TurnStatus.QUEUED).exists():
+            raise TurnStarted("this turn has started: stop it instead")
+        Message.objects.filter(pk__in=[turn.user_message_id, turn.assistant_message_id]).delete()
 
 
 def do_record_tool_input(*, turn_id: uuid.UUID, message_id: uuid.UUID, tool_use_id: str, name: str,

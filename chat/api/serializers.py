@@ -12,13 +12,32 @@ class SessionCreateSerializer(StrictSerializer):
     title = TextField(max_length=200, required=False, default="New chat")
 
 
-class SessionRenameSerializer(StrictSerializer):
-    title = TextField(max_length=200)
+class SessionUpdateSerializer(StrictSerializer):
+    title = TextField(max_length=200, required=False)
+    approval_mode = serializers.ChoiceField(choices=["auto", "ask"], required=False,
+                                            help_text='"ask": every tool call the policy allows waits for you')
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if not attrs:
+            raise serializers.ValidationError("give a title or an approval_mode")
+        return attrs
 
 
 class MessageCreateSerializer(StrictSerializer):
     text = TextField(trim_whitespace=False, allow_blank=True)
     client_message_id = serializers.UUIDField(required=False)
+    queue = serializers.BooleanField(required=False, default=False,
+                                     help_text="While a turn runs: wait for it to end instead of a 409")
+
+
+class DecisionSerializer(StrictSerializer):
+    decision = serializers.ChoiceField(choices=["allow", "deny"])
+
+
+class DecisionSerializerOut(serializers.Serializer):
+    approval_id = serializers.UUIDField()
+    decision = serializers.ChoiceField(choices=["allow", "deny"])
 
 
 class SessionSerializer(serializers.Serializer):
@@ -26,6 +45,7 @@ class SessionSerializer(serializers.Serializer):
     title = serializers.CharField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+    approval_mode = serializers.ChoiceField(choices=["auto", "ask"])
 
 
 class TurnSerializer(serializers.Serializer):
@@ -78,15 +98,35 @@ class MessageSerializer(serializers.Serializer):
                                   help_text="Assistant messages: what went wrong, when their turn failed.")
 
 
+class PendingApprovalSerializer(serializers.Serializer):
+    approval_id = serializers.UUIDField()
+    toolCallId = serializers.CharField()
+    toolName = serializers.CharField()
+    input = serializers.JSONField()
+    expires_at = serializers.DateTimeField()
+
+
+class ActiveTurnSerializer(TurnSerializer):
+    pending_approvals = PendingApprovalSerializer(many=True)
+
+
+class QueuedTurnSerializer(serializers.Serializer):
+    turn_id = serializers.UUIDField()
+    message_id = serializers.UUIDField()
+    text = serializers.CharField()
+
+
 class SessionSnapshotSerializer(SessionSerializer):
     messages = MessageSerializer(many=True)
-    active_turn = TurnSerializer(allow_null=True)
+    active_turn = ActiveTurnSerializer(allow_null=True)
+    queued = QueuedTurnSerializer(many=True)
     last_seq = serializers.IntegerField(min_value=0)
 
 
 class TurnAcceptedSerializer(serializers.Serializer):
     turn_id = serializers.UUIDField()
     message_id = serializers.UUIDField()
+    queued = serializers.BooleanField(required=False, help_text="true: it waits for the running turn to end")
 
 
 class StopAcceptedSerializer(serializers.Serializer):

@@ -20,6 +20,7 @@ from chat.auth import user_for_token
 from chat.events import chunks
 from chat.events.cursor import EventCursor, SnapshotNeeded
 from chat.events.factory import get_event_log
+from chat.events.liveness import current_liveness
 from chat.events.log import session_group
 from chat.selectors import access_session, running_turn
 from core.conf import copilot_setting
@@ -76,6 +77,11 @@ async def session_stream(request: HttpRequest, session_id: str) -> HttpResponse:
     return response
 
 
+def liveness_part(liveness: dict) -> str:
+    """A liveness as the AI SDK's transient data part: no `id:`, never stored in a message (PROTOCOL §7)."""
+    return f"data: {json.dumps({'type': 'data-liveness', 'transient': True, 'data': liveness})}\n\n"
+
+
 async def turn_events(session_id: str, after_seq: int) -> AsyncIterator[str]:
     """SSE lines for the turn events after `after_seq`, up to and including the next `finish`."""
     layer = get_channel_layer()
@@ -83,6 +89,7 @@ async def turn_events(session_id: str, after_seq: int) -> AsyncIterator[str]:
     await layer.group_add(session_group(session_id), channel)
     cursor = EventCursor(session_id=session_id, event_log=get_event_log(), after_seq=after_seq)
     receiving: asyncio.Task | None = None
+    liveness = None  # told once the replay is sent, then as it changes
     try:
         frames = await cursor.catch_up()
         while True:
@@ -93,6 +100,9 @@ async def turn_events(session_id: str, after_seq: int) -> AsyncIterator[str]:
                 if frame["chunk"]["type"] == "finish":
                     yield "data: [DONE]\n\n"
                     return
+            if liveness is None:
+                liveness = await current_liveness(session_id)
+                yield liveness_part(liveness)
             # Wait for live events without cancelling the pending receive on each keep-alive.
             receiving = receiving or asyncio.ensure_future(layer.receive(channel))
             done, _ = await asyncio.wait({receiving}, timeout=copilot_setting("HEARTBEAT_SECONDS"))
@@ -101,6 +111,11 @@ async def turn_events(session_id: str, after_seq: int) -> AsyncIterator[str]:
                 frames = []
                 continue
             message, receiving = receiving.result(), None
+            if message["type"] == "chat.liveness":
+                liveness = message["liveness"]
+                yield liveness_part(liveness)
+                frames = []
+                continue
             frames = await cursor.accept(message["events"])
     except SnapshotNeeded:
         yield f"data: {json.dumps(chunks.error('these events are no longer kept; reload the session'))}\n\n"

@@ -14,5 +14,10 @@ urlpatterns = [
     path("sessions/<str:session_id>/stream/", stream.session_stream, name="api-session-stream"),
     path("sessions/<str:session_id>/stop/", views.SessionStopView.as_view(), name="api-session-stop"),
     path("sessions/<str:session_id>/turns/", views.SessionTurnsView.as_view(), name="api-session-turns"),
+    path("sessions/<str:session_id>/turns/<str:turn_id>/", views.QueuedTurnView.as_view(), name="api-queued-turn"),
+    path("sessions/<str:session_id>/approvals/<str:approval_id>/", views.ApprovalDecisionView.as_view(),
+         name="api-approval"),
+    path("sessions/<str:session_id>/tool-calls/<str:tool_call_id>/cancel/", views.ToolCallCancelView.as_view(),
+         name="api-tool-call-cancel"),
     path("turns/<str:turn_id>/", views.TurnDetailView.as_view(), name="api-turn"),
 ]

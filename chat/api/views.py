@@ -11,8 +11,9 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from chat.actions.sessions import do_create_session, do_delete_session, do_rename_session
+from chat.actions.sessions import do_create_session, do_delete_session, do_rename_session, do_set_approval_mode
 from chat.api import serializers as s
+from chat.engine.control import cancel_tool_call, decide_approval, remove_queued_turn
 from chat.engine.registry import begin_turn, stop_turn
 from chat.models import Turn
 from chat.selectors import (
@@ -63,13 +64,18 @@ class SessionDetailView(GenericAPIView):
     def get(self, request, session_id):
         return Response(session_snapshot(access_session(user=request.user, session_id=session_id)))
 
-    @extend_schema(summary="Rename the session", request=s.SessionRenameSerializer,
+    @extend_schema(summary="Rename the session, or set its approval mode", request=s.SessionUpdateSerializer,
                    responses={200: s.SessionSerializer, **errors(400, 413, 415)})
     def patch(self, request, session_id):
         session = access_session(user=request.user, session_id=session_id)
-        serializer = s.SessionRenameSerializer(data=request.data)
+        serializer = s.SessionUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return Response(session_dict(do_rename_session(session=session, title=serializer.validated_data["title"])))
+        changes = serializer.validated_data
+        if "title" in changes:
+            session = do_rename_session(session=session, title=changes["title"])
+        if "approval_mode" in changes:
+            session = do_set_approval_mode(session=session, mode=changes["approval_mode"])
+        return Response(session_dict(session))
 
     @extend_schema(summary="Delete the session (not while a turn runs)", responses={204: None, **errors(409)})
     def delete(self, request, session_id):
@@ -91,9 +97,10 @@ class SessionMessagesView(GenericAPIView):
         serializer.is_valid(raise_exception=True)
         started = async_to_sync(begin_turn)(
             session=session, text=serializer.validated_data["text"],
-            client_message_id=serializer.validated_data.get("client_message_id") or uuid.uuid4())
-        return Response({"turn_id": str(started.turn.id), "message_id": str(started.turn.user_message_id)},
-                        status=status.HTTP_202_ACCEPTED)
+            client_message_id=serializer.validated_data.get("client_message_id") or uuid.uuid4(),
+            queue=serializer.validated_data["queue"])
+        accepted = {"turn_id": str(started.turn.id), "message_id": str(started.turn.user_message_id)}
+        return Response({**accepted, "queued": True} if started.queued else accepted, status=status.HTTP_202_ACCEPTED)
 
 
 class SessionStopView(GenericAPIView):
@@ -105,6 +112,45 @@ class SessionStopView(GenericAPIView):
         session = access_session(user=request.user, session_id=session_id)
         async_to_sync(stop_turn)(session=session)
         return Response({"stopping": True}, status=status.HTTP_202_ACCEPTED)
+
+
+class ApprovalDecisionView(GenericAPIView):
+    serializer_class = s.DecisionSerializer
+
+    @extend_schema(summary="Decide a tool call that waits for your approval", request=s.DecisionSerializer,
+                   responses={200: s.DecisionSerializerOut, **errors(400, 409, 413, 415)},
+                   description="The first decision wins; a later one is 409 already_decided; an unknown id (or "
+                               "another chat's) 404 unknown_approval.")
+    def post(self, request, session_id, approval_id):
+        session = access_session(user=request.user, session_id=session_id)
+        serializer = s.DecisionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(async_to_sync(decide_approval)(session=session, approval_id=approval_id,
+                                                       decision=serializer.validated_data["decision"]))
+
+
+class ToolCallCancelView(GenericAPIView):
+    serializer_class = s.StopAcceptedSerializer
+
+    @extend_schema(summary="Cancel one running tool call; the turn goes on", request=None,
+                   responses={202: None, **errors(409)},
+                   description="The call ends with an error starting 'cancelled by the user', which the model "
+                               "reads as its result. 409 not_running once it ended; 404 for a call the chat never "
+                               "had; 409 not_cancellable for a tool the CLI runs itself, once started.")
+    def post(self, request, session_id, tool_call_id):
+        session = access_session(user=request.user, session_id=session_id)
+        async_to_sync(cancel_tool_call)(session=session, tool_call_id=tool_call_id)
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+
+class QueuedTurnView(GenericAPIView):
+    serializer_class = s.TurnSerializer
+
+    @extend_schema(summary="Remove a message that waits for its turn", responses={204: None, **errors(409)})
+    def delete(self, request, session_id, turn_id):
+        session = access_session(user=request.user, session_id=session_id)
+        async_to_sync(remove_queued_turn)(session=session, turn_id=turn_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class SessionTurnsView(GenericAPIView):

@@ -6,6 +6,7 @@ Pure and synchronous: it keeps the turn's stream state and returns chunks; it sa
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,7 +191,7 @@ class TurnAdapter:
                 continue  # unknown, late or repeated: never shown twice
             state.ended = True
             if block.is_error:
-                error_text = chunks.INTERRUPTED if self.interrupting else tool_result_text(block.content)
+                error_text = chunks.INTERRUPTED if self.interrupting else refusal_reason(tool_result_text(block.content))
                 out.append(chunks.tool_output_error(block.tool_use_id, error_text))
             else:
                 state.full_output = tool_result_value(block.content)
@@ -296,6 +297,15 @@ def truncated(output: Any, limit: int, *, note: str) -> Any:
         return output
     return {"truncated": True, "total_chars": len(text), "preview": text[:limit],
             "note": f"The output has {len(text):,} characters; " + note.format(limit=limit)}
+
+
+HOOK_REFUSAL = re.compile(r"^PreToolUse:\S+ hook error: ")
+
+
+def refusal_reason(error_text: str) -> str:
+    """The reason our PreToolUse hook gave for refusing a call, as it gave it: the CLI puts its own words first
+    ("PreToolUse:<tool> hook error: …"); the chat shows ours (PROTOCOL §7: "denied by the user", …)."""
+    return HOOK_REFUSAL.sub("", error_text, count=1)
 
 
 def tool_result_text(content: Any) -> str:

@@ -1,19 +1,20 @@
-"""Builds the Claude Agent SDK options for a turn: model endpoint, tools, workspace, conversation."""
+"""Builds the Claude Agent SDK options for a session's CLI: model endpoint, tools, workspace, conversation."""
 
 from __future__ import annotations
 
 import functools
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import claude_agent_sdk
-from claude_agent_sdk import ClaudeAgentOptions, HookMatcher
+from claude_agent_sdk import ClaudeAgentOptions
 
+from chat.engine.binding import SessionBinding
 from chat.engine.policy import ToolGate, TurnLimits, TurnState, builtin_tools
 from chat.engine.session_store import DjangoSessionStore
 from chat.engine.tools import SERVER_NAME, ToolContext, build_copilot_server
-from chat.engine.whole_outputs import WholeOutputs
 from chat.workspaces import workspace_for
 from core.conf import copilot_setting
 
@@ -65,45 +66,48 @@ def cli_environment() -> dict[str, str]:
     return {**env, "COPILOT_CLI": real_cli_path(), "COPILOT_CLI_KEEP_ENV": " ".join([*CLI_ENV_PASSTHROUGH, *env])}
 
 
-def merged_hooks(*hook_sets: dict[str, list[HookMatcher]]) -> dict[str, list[HookMatcher]]:
-    merged: dict[str, list[HookMatcher]] = {}
-    for hooks in hook_sets:
-        for event, matchers in hooks.items():
-            merged.setdefault(event, []).extend(matchers)
-    return merged
-
-
 def tool_gate(*, session_id: str, turn_id: str = "") -> ToolGate:
-    """The policy's enforcement for one turn (chat.engine.policy decides every call; nothing is pre-allowed)."""
+    """The policy's record of one turn's calls (chat.engine.policy decides every call; nothing is pre-allowed)."""
     return ToolGate(session_id=session_id, turn_id=turn_id, workspace=workspace_for(session_id),
                     state=TurnState(limits=TurnLimits.from_settings()))
 
 
-def turn_options(*, session_id: str, sdk_session_id: str = "", turn_id: str = "", owner_id: int | None = None,
-                 whole_outputs: WholeOutputs | None = None, gate: ToolGate | None = None, model: str = "",
-                 max_budget_usd: float | None = None, resume_session_at: str | None = None,
-                 fork_session: bool = False) -> ClaudeAgentOptions:
-    """The SDK's options for a turn of the session: `sdk_session_id` continues its conversation (at
-    `resume_session_at` when given, as a new branch with `fork_session`); `model` defaults to MODEL."""
+@dataclass(frozen=True)
+class ConversationPoint:
+    """Where a CLI picks a session's conversation up, and under what terms: what a client was connected with.
+
+    A connected client serves later turns only while their point is its own (chat.engine.warm)."""
+
+    sdk_session_id: str = ""  # the SDK conversation to continue ("" for a new one)
+    resume_session_at: str | None = None  # continue it from this entry only (a branch)…
+    fork_session: bool = False  # …as a new SDK session, leaving the old one as it was
+    max_budget_usd: float | None = None  # what the CLI may spend, from its start
+
+
+def session_options(*, session_id: str, owner_id: int | None, binding: SessionBinding, model: str = "",
+                    point: ConversationPoint = ConversationPoint()) -> ClaudeAgentOptions:
+    """The SDK's options for a session's CLI, which may serve many of its turns: every callback goes through
+    `binding` to the turn it serves (chat.engine.binding); `model` defaults to MODEL."""
     Path(copilot_setting("CLI_HOME_DIR")).mkdir(parents=True, exist_ok=True)
     workspace = workspace_for(session_id)
     limits = TurnLimits.from_settings()
-    gate = gate or tool_gate(session_id=session_id, turn_id=turn_id)
+    resuming = bool(point.sdk_session_id)
     return ClaudeAgentOptions(
         model=model or copilot_setting("MODEL"),
-        max_budget_usd=max_budget_usd,
-        resume_session_at=resume_session_at if sdk_session_id else None,
-        fork_session=fork_session and bool(sdk_session_id),
+        max_budget_usd=point.max_budget_usd,
+        resume=point.sdk_session_id or None,
+        resume_session_at=point.resume_session_at if resuming else None,
+        fork_session=point.fork_session and resuming,
         system_prompt=copilot_setting("SYSTEM_PROMPT"),
         tools=builtin_tools(limits),  # the file tools and what a setting grants; no shell, no web
-        mcp_servers={SERVER_NAME: build_copilot_server(ToolContext(session_id=session_id, owner_id=owner_id))},
+        mcp_servers={SERVER_NAME: build_copilot_server(ToolContext(session_id=session_id, owner_id=owner_id),
+                                                       binding)},
         strict_mcp_config=True,  # no other MCP server, whatever a config file in the workspace says
-        hooks=merged_hooks(gate.hooks(), whole_outputs.hooks() if whole_outputs else {}),
-        can_use_tool=gate.can_use_tool,
+        hooks=binding.hooks(),
+        can_use_tool=binding.can_use_tool,
         include_partial_messages=True,
         setting_sources=[],
         cwd=str(workspace),
-        resume=sdk_session_id or None,
         session_store=DjangoSessionStore(),  # the conversation continues in whichever process runs the next turn
         session_store_flush="eager",  # mirrored as it happens, so a process that dies mid-turn loses none of it
         max_buffer_size=SDK_MAX_MESSAGE_BYTES,

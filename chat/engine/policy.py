@@ -2,9 +2,10 @@
 
 Assume the model can be talked into anything. `decide` grants the copilot's own tools and Claude Code's file
 tools, the latter only inside the session's workspace folder; it denies everything else unless the setting
-EXTRA_ALLOWED_TOOLS names it. `ToolGate` enforces those decisions for one turn, from both a PreToolUse hook
-(every call) and `can_use_tool` (every call the CLI would ask about); a denied call ends as an error result
-with the reason, is logged and counted (`record_denial`), and the turn goes on. A tool the policy does not grant
+EXTRA_ALLOWED_TOOLS names it. `ToolGate` keeps those decisions for one turn; the callbacks a session's CLI is
+connected with (chat.engine.binding: a PreToolUse hook for every call, `can_use_tool` for every call the CLI
+would ask about) enforce them. A denied call ends as an error result with the reason, is logged and counted
+(`record_denial`), and the turn goes on. A tool the policy does not grant
 is never loaded into the CLI, which refuses a call to it before any hook runs; the runner records that denial
 (`refused_by_cli`).
 """
@@ -17,8 +18,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from claude_agent_sdk import HookMatcher, PermissionResultAllow, PermissionResultDeny
 
 from chat.engine import observers
 from chat.engine.tools import copilot_tool_names
@@ -249,23 +248,3 @@ class ToolGate:
         if isinstance(decision, Deny):
             record_denial(self.session_id, self.turn_id, tool_name, decision)
         return decision
-
-    async def pre_tool_use(self, hook_input: Any, tool_use_id: str | None, context: Any) -> dict[str, Any]:
-        """PreToolUse hook: deny, or no opinion (the CLI then applies its own rules and asks `can_use_tool`)."""
-        decision = self.check(hook_input.get("tool_name", ""), hook_input.get("tool_input") or {},
-                              tool_use_id or hook_input.get("tool_use_id"))
-        if isinstance(decision, Allow):
-            return {}
-        return {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
-                                       "permissionDecisionReason": decision.reason}}
-
-    async def can_use_tool(self, tool_name: str, tool_input: dict[str, Any],
-                           context: Any) -> PermissionResultAllow | PermissionResultDeny:
-        decision = self.check(tool_name, tool_input, getattr(context, "tool_use_id", None))
-        if isinstance(decision, Allow):
-            return PermissionResultAllow()
-        return PermissionResultDeny(message=decision.reason)
-
-    def hooks(self) -> dict[str, list[HookMatcher]]:
-        # "block": a hook that fails (raises, times out) denies the call instead of letting it through.
-        return {"PreToolUse": [HookMatcher(matcher=None, hooks=[self.pre_tool_use], timeout=30, on_failure="block")]}

@@ -8,6 +8,7 @@ import logging
 from channels.db import database_sync_to_async
 
 from chat.actions.turns import do_finish_turn, do_record_tool_output
+from chat.engine.registry import running_turns
 from chat.events import chunks
 from chat.events.chunks import INTERRUPTED
 from chat.events.factory import get_event_log
@@ -52,7 +53,8 @@ async def end_turn_as_interrupted(turn: Turn, open_tool_use_ids: list[str], *, e
 
 
 async def reap_stale_turns(*, running_here: set[str] = frozenset()) -> list[str]:
-    """End every stale turn not run by this process; returns the ids of the turns ended."""
+    """End every stale turn not run by this process; returns the ids of the turns ended. The next queued message
+    of each such session then starts here: its process is gone."""
     reaped = []
     for turn, open_calls in await stale_turns_with_open_calls():
         if str(turn.session_id) in running_here:
@@ -61,6 +63,7 @@ async def reap_stale_turns(*, running_here: set[str] = frozenset()) -> list[str]
             logger.warning("session=%s turn=%s reaped: heartbeat older than %ss (process %s)",
                            turn.session_id, turn.id, copilot_setting("STALE_TURN_SECONDS"), turn.process)
             reaped.append(str(turn.id))
+            await running_turns.start_next_queued(str(turn.session_id))
     return reaped
 
 

@@ -10,6 +10,8 @@ merged first (DeltaThrottle).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -87,6 +89,7 @@ class TurnRecorder:
         self.model_retries = 0
         self.policy_denials = 0
         self._calls_started: dict[str, float] = {}
+        self._inputs_recorded: dict[str, asyncio.Event] = {}  # by tool_use_id: its tool-input-available is appended
 
     async def record(self, chunk: Chunk) -> None:
         self._observe(chunk)
@@ -148,6 +151,16 @@ class TurnRecorder:
             self._record_cli_refusal(chunk)
         await self.event_log.append(str(self.ids.session_id), str(self.ids.turn_id), [chunk],
                                     self.durable_write(chunk))
+        if chunk["type"] == "tool-input-available":
+            self._input_event(chunk["toolCallId"]).set()
+
+    def _input_event(self, tool_use_id: str) -> asyncio.Event:
+        return self._inputs_recorded.setdefault(tool_use_id, asyncio.Event())
+
+    async def input_recorded(self, tool_use_id: str, timeout: float = 30) -> None:
+        """Returns once the call's `tool-input-available` is in the log (what follows it must come after)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._input_event(tool_use_id).wait(), timeout)
 
     def durable_write(self, chunk: Chunk) -> DurableWrite | None:
         kind, ids = chunk["type"], self.ids

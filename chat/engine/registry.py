@@ -9,16 +9,22 @@ import asyncio
 import contextvars
 import logging
 import uuid
+from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from chat.actions.turns import StartedTurn, do_start_turn
+from chat.actions.turns import StartedTurn, do_claim_turn, do_start_next_queued_turn, do_start_turn
+from chat.engine.capacity import Admission
+from chat.engine.options import ConversationPoint
 from chat.engine.runner import TurnRunner, TurnSpec
+from chat.engine.warm import ClientPool, SessionPoint
 from chat.errors import NothingRunning
 from chat.events.factory import get_event_log
 from chat.limits import check_rate
-from chat.models import ChatSession, TurnStatus
+from chat.models import ChatSession, Turn, TurnStatus
+from chat.selectors import last_ended_turn_id
+from core.conf import copilot_setting
 
 logger = logging.getLogger(__name__)
 
@@ -26,12 +32,15 @@ STOP_GRACE_SECONDS = 5
 
 
 def control_group(session_id: str) -> str:
-    """The group a process running the session's turn listens on for `stop` from other processes."""
+    """The group a process running the session's turn listens on for what other processes send it: a stop, an
+    approval's decision, a call's cancel (chat.engine.control)."""
     return f"chat.turn-control.{session_id}"
 
 
 class RunningTurns:
     def __init__(self) -> None:
+        self.pool = ClientPool()  # the CLIs this process keeps, per session
+        self.admission = Admission()  # the running slots, and the turns waiting for one
         self._runners: dict[str, TurnRunner] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._watchdogs: set[asyncio.Task[None]] = set()
@@ -46,21 +55,37 @@ class RunningTurns:
         self._runners[session_id] = runner
         self._tasks[session_id] = task
         self._listeners[session_id] = loop.create_task(
-            self._listen_for_stop(session_id), name=f"stop listener {session_id}", context=contextvars.Context())
+            self._listen_for_control(session_id), name=f"control listener {session_id}",
+            context=contextvars.Context())
         task.add_done_callback(lambda done: self._forget(session_id, done))
         return task
 
-    async def _listen_for_stop(self, session_id: str) -> None:
+    async def _listen_for_control(self, session_id: str) -> None:
         layer = get_channel_layer()
         channel = await layer.new_channel()
         await layer.group_add(control_group(session_id), channel)
         try:
             while True:
                 message = await layer.receive(channel)
-                if message.get("type") == "turn.stop" and session_id in self._runners:
-                    await self.request_stop(session_id)
+                runner = self._runners.get(session_id)
+                if runner is None or message.get("turn_id") not in (None, str(runner.spec.turn_id)):
+                    continue
+                try:
+                    await self.control(runner, message)
+                except Exception:
+                    logger.exception("%s could not act on %s", runner.log_prefix, message.get("type"))
         finally:
             await asyncio.shield(layer.group_discard(control_group(session_id), channel))
+
+    async def control(self, runner: TurnRunner, message: dict[str, Any]) -> None:
+        """Act on what another process (or this one) sent the turn."""
+        kind = message.get("type")
+        if kind == "turn.stop":
+            await self.request_stop(str(runner.spec.session_id))
+        elif kind == "turn.decided":
+            runner.approvals.resolve(message["approval_id"], message["decision"], message["by"])
+        elif kind == "turn.cancel_tool":
+            runner.cancel_call(message["tool_call_id"], message["reason"])
 
     def _forget(self, session_id: str, task: asyncio.Task[None]) -> None:
         if self._tasks.get(session_id) is task:
@@ -73,6 +98,23 @@ class RunningTurns:
                 listener.add_done_callback(self._watchdogs.discard)
         if not task.cancelled() and task.exception() is not None:
             logger.error("turn task ended with an error", exc_info=task.exception())
+        if not task.cancelled():  # not shutting down: the next queued message's turn starts
+            self._spawn(self.start_next_queued(session_id), f"next turn {session_id}")
+
+    def _spawn(self, coroutine, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine, name=name, context=contextvars.Context())
+        self._watchdogs.add(task)
+        task.add_done_callback(self._watchdogs.discard)
+
+    async def start_next_queued(self, session_id: str) -> None:
+        """Start the session's oldest queued turn, here, if one waits and none runs (PROTOCOL §7)."""
+        try:
+            spec = await database_sync_to_async(next_queued_spec)(session_id)
+        except Exception:
+            logger.exception("session=%s could not start its next queued turn", session_id)
+            return
+        if spec is not None:
+            self.launch(self.new_runner(spec))
 
     def session_ids(self) -> set[str]:
         return set(self._tasks)
@@ -82,8 +124,14 @@ class RunningTurns:
         return len(self._tasks)
 
     def warm_client_count(self) -> int:
-        """CLI processes this process keeps connected between turns (none yet: each turn starts its own)."""
-        return 0
+        """CLI processes this process holds: running a turn, or kept warm between turns."""
+        return self.pool.count()
+
+    def runner_for(self, session_id: str) -> TurnRunner | None:
+        return self._runners.get(str(session_id))
+
+    def new_runner(self, spec: TurnSpec) -> TurnRunner:
+        return TurnRunner(spec, get_event_log(), pool=self.pool, admission=self.admission)
 
     def task_for(self, session_id: str) -> asyncio.Task[None] | None:
         return self._tasks.get(str(session_id))
@@ -125,6 +173,7 @@ class RunningTurns:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, *self._watchdogs, return_exceptions=True)
+        await self.pool.close_all()
         return {str(runner.spec.session_id): runner.final_seq for runner in runners if runner.final_seq}
 
 
@@ -132,25 +181,56 @@ running_turns = RunningTurns()
 
 
 @database_sync_to_async
-def _start_turn_in_db(session: ChatSession, text: str, client_message_id: uuid.UUID) -> tuple[StartedTurn, TurnSpec]:
-    started = do_start_turn(session=session, text=text, client_message_id=client_message_id)
-    turn = started.turn
-    # Read afresh: the caller's session object may predate the previous turn (a socket holds it for hours).
-    sdk_session_id = ChatSession.objects.filter(pk=session.pk).values_list("sdk_session_id", flat=True).first()
-    spec = TurnSpec(turn_id=turn.id, session_id=session.id, assistant_message_id=turn.assistant_message_id,
-                    user_message_id=turn.user_message_id, prompt=text, sdk_session_id=sdk_session_id or "",
-                    owner_id=session.owner_id)
-    return started, spec
+def _start_turn_in_db(session: ChatSession, text: str, client_message_id: uuid.UUID,
+                      queue: bool) -> tuple[StartedTurn, TurnSpec | None]:
+    """Save the turn; the spec of a new one that this process runs (it claimed it), else None."""
+    started = do_start_turn(session=session, text=text, client_message_id=client_message_id, queue=queue)
+    if not started.created or started.queued or not do_claim_turn(turn_id=started.turn.id):
+        return started, None
+    return started, turn_spec(started.turn)
 
 
-async def begin_turn(*, session: ChatSession, text: str, client_message_id: uuid.UUID) -> StartedTurn:
-    """Save the user's message and start its turn in this process (or return the earlier one)."""
+def next_queued_spec(session_id: str) -> TurnSpec | None:
+    turn = do_start_next_queued_turn(session_id=uuid.UUID(session_id))
+    return turn_spec(turn) if turn is not None else None
+
+
+def turn_spec(turn: Turn) -> TurnSpec:
+    """What a runner needs of a turn, read afresh (a socket may hold its session object for hours)."""
+    session = ChatSession.objects.get(pk=turn.session_id)
+    return TurnSpec(turn_id=turn.id, session_id=session.id, assistant_message_id=turn.assistant_message_id,
+                    user_message_id=turn.user_message_id, prompt=turn.user_message.text,
+                    sdk_session_id=session.sdk_session_id, owner_id=session.owner_id,
+                    after_turn_id=last_ended_turn_id(session.id, before=turn), approval_mode=session.approval_mode)
+
+
+def session_point(session_id: Any) -> SessionPoint | None:
+    """What the session's next turn will need of a CLI, to start one ahead of it; None for an unknown session."""
+    session = ChatSession.objects.filter(pk=session_id).first()
+    if session is None:
+        return None
+    return SessionPoint(session_id=str(session.id), owner_id=session.owner_id, model=copilot_setting("MODEL"),
+                        point=ConversationPoint(sdk_session_id=session.sdk_session_id),
+                        after_turn_id=last_ended_turn_id(session.id))
+
+
+async def prewarm(*, session_id: str) -> None:
+    """Someone opened the chat: start its CLI now, so it is ready when they have typed."""
+    if not copilot_setting("WARM_CLIENTS") or running_turns.task_for(session_id) is not None:
+        return
+    point = await database_sync_to_async(session_point)(session_id)
+    if point is not None:
+        running_turns.pool.prewarm(point)
+
+
+async def begin_turn(*, session: ChatSession, text: str, client_message_id: uuid.UUID,
+                     queue: bool = False) -> StartedTurn:
+    """Save the user's message and start its turn in this process (or return the earlier one); with `queue`, a
+    turn while another runs waits for its place (it starts when the one before it ends)."""
     await check_rate("turns", str(session.owner_id))
-    started, spec = await _start_turn_in_db(session, text, client_message_id)
-    if started.created:
-        running_turns.launch(TurnRunner(spec=spec, event_log=get_event_log()))
-    elif started.turn.status == TurnStatus.RUNNING and running_turns.task_for(str(session.id)) is None:
-        logger.warning("session=%s turn=%s is running in another process", session.id, started.turn.id)
+    started, spec = await _start_turn_in_db(session, text, client_message_id, queue)
+    if spec is not None:
+        running_turns.launch(running_turns.new_runner(spec))
     return started
 
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from claude_agent_sdk import SdkMcpTool, create_sdk_mcp_server
 from claude_agent_sdk.types import McpSdkServerConfig
+
+if TYPE_CHECKING:
+    from chat.engine.binding import SessionBinding
 
 SERVER_NAME = "copilot"
 
@@ -40,6 +43,13 @@ def copilot_tool_names() -> frozenset[str]:
     return frozenset(f"mcp__{SERVER_NAME}__{name}" for names, _ in _registered for name in names)
 
 
-def build_copilot_server(context: ToolContext) -> McpSdkServerConfig:
-    tools = [tool for _, factory in _registered for tool in factory(context)]
-    return create_sdk_mcp_server(SERVER_NAME, tools=tools)
+def copilot_tools(context: ToolContext) -> list[SdkMcpTool[Any]]:
+    return [tool for _, factory in _registered for tool in factory(context)]
+
+
+def build_copilot_server(context: ToolContext, binding: SessionBinding) -> McpSdkServerConfig:
+    """The session's `copilot` server; its calls run through `binding`, so each can be cancelled alone."""
+    tools = copilot_tools(context)
+    config = create_sdk_mcp_server(SERVER_NAME, tools=tools)
+    binding.serve_tools(config["instance"], tools)
+    return config

@@ -7,7 +7,7 @@ from channels.db import database_sync_to_async
 from django.db.models import IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce, Greatest
 
-from chat.models import ChatSession, Message, SessionNotice, ToolCall, Turn
+from chat.models import Approval, ChatSession, Message, SessionNotice, ToolCall, Turn
 
 
 def _newest(rows: QuerySet, field: str) -> Coalesce:
@@ -26,6 +26,8 @@ def last_durable_seq(session_id: object) -> int:
         _newest(calls, "input_seq"),
         _newest(calls.exclude(output_seq=None), "output_seq"),
         _newest(SessionNotice.objects.filter(session=session).exclude(seq=None), "seq"),
+        _newest(Approval.objects.filter(turn__session=session), "request_seq"),
+        _newest(Approval.objects.filter(turn__session=session).exclude(decision_seq=None), "decision_seq"),
     )).values_list("last", flat=True).first()
     return row or 0
 

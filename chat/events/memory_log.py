@@ -33,19 +33,18 @@ class InMemoryEventLog:
         self._max_events = max_events
         self._max_bytes = max_bytes
         self._sessions: OrderedDict[str, SessionEvents] = OrderedDict()  # least recently used first
-        self._seeding: dict[str, asyncio.Lock] = {}
         self.bytes = 0
 
     async def _session(self, session_id: str) -> SessionEvents:
         kept = self._sessions.get(session_id)
         if kept is None:
-            async with self._seeding.setdefault(session_id, asyncio.Lock()):
-                kept = self._sessions.get(session_id)
-                if kept is None:
-                    last_seq = await self._seed_last_seq(session_id)
-                    max_events = self._max_events or copilot_setting("EVENT_LOG_MAX_EVENTS")
-                    kept = self._sessions[session_id] = SessionEvents(last_seq, deque(maxlen=max_events))
-            self._seeding.pop(session_id, None)
+            # No lock around the seeding (the database read): two first readers may both read it, and the first
+            # to come back is kept.
+            last_seq = await self._seed_last_seq(session_id)
+            kept = self._sessions.get(session_id)
+            if kept is None:
+                max_events = self._max_events or copilot_setting("EVENT_LOG_MAX_EVENTS")
+                kept = self._sessions[session_id] = SessionEvents(last_seq, deque(maxlen=max_events))
         self._sessions.move_to_end(session_id)
         return kept
 

@@ -14,6 +14,8 @@ class ChatSession(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     # The Claude Agent SDK's session id, so the next turn continues the same conversation.
     sdk_session_id = models.CharField(max_length=64, blank=True, default="")
+    # "ask": every tool call the policy allows waits for the user's decision (PROTOCOL §7).
+    approval_mode = models.CharField(max_length=8, choices=[("auto", "auto"), ("ask", "ask")], default="auto")
 
     class Meta:
         ordering = ["-updated_at"]

@@ -9,6 +9,7 @@ from chat.models.sessions import ChatSession, Message
 
 
 class TurnStatus(models.TextChoices):
+    QUEUED = "queued"  # waits for the turn before it to end (PROTOCOL §7)
     RUNNING = "running"
     COMPLETED = "completed"
     STOPPED = "stopped"
@@ -22,11 +23,12 @@ class Turn(models.Model):
     user_message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="prompted_turn")
     assistant_message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="answered_turn")
     status = models.CharField(max_length=16, choices=TurnStatus.choices, default=TurnStatus.RUNNING)
+    queued_at = models.DateTimeField(null=True, blank=True)  # when it was queued; its place in the queue
     error = models.TextField(blank=True, default="")
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(auto_now_add=True)
-    # hostname:pid of the process that runs the turn.
+    # hostname:pid of the process that runs the turn; "" until one has claimed it (chat.actions.turns).
     process = models.CharField(max_length=100, blank=True, default="")
     start_seq = models.PositiveBigIntegerField(null=True, blank=True)  # the seq of its `start` event
     seq = models.PositiveBigIntegerField(default=0)  # the seq of its `finish`, once ended

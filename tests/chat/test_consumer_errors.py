@@ -10,7 +10,7 @@ from channels.testing import WebsocketCommunicator
 from rest_framework.authtoken.models import Token
 
 from copilot_site.asgi import application
-from tests.factories import make_session, make_user
+from tests.factories import make_session, make_user, next_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -88,10 +88,10 @@ async def test_bad_frames_get_an_error_frame_and_the_socket_stays_open(raw, code
     communicator = communicator_for(session.id, [token_header(token)])
     assert (await communicator.connect())[0]
     await communicator.send_to(text_data=raw)
-    error = await communicator.receive_json_from(timeout=5)
+    error = await next_frame(communicator, timeout=5)
     assert error["type"] == "error" and error["code"] == code and error["message"]
     await communicator.send_json_to({"type": "ping"})
-    assert await communicator.receive_json_from(timeout=5) == {"type": "pong"}
+    assert await next_frame(communicator, timeout=5) == {"type": "pong"}
     await communicator.disconnect()
 
 
@@ -101,7 +101,7 @@ async def test_oversized_frame_is_refused(settings):
     assert (await communicator.connect())[0]
     limit = settings.COPILOT["MAX_FRAME_BYTES"]
     await communicator.send_to(text_data=json.dumps({"type": "send", "text": "x" * limit}))
-    error = await communicator.receive_json_from(timeout=5)
+    error = await next_frame(communicator, timeout=5)
     assert error["code"] == "too_large"
     await communicator.disconnect()
 
@@ -113,6 +113,6 @@ async def test_over_long_message_is_bad_message(settings):
     assert (await communicator.connect())[0]
     await communicator.send_json_to({"type": "send", "text": "x" * 11,
                                      "client_message_id": "8f0e7c55-6a33-4c3a-9d59-8f4a4b7e1d10"})
-    error = await communicator.receive_json_from(timeout=5)
+    error = await next_frame(communicator, timeout=5)
     assert error["code"] == "bad_message" and "10" in error["message"]
     await communicator.disconnect()

@@ -11,6 +11,7 @@ from chat.events import chunks
 from chat.events.factory import get_event_log
 from chat.events.log import Event, publish, session_group
 from tests.chat.test_turn_websocket import connect, owner_with_session
+from tests.factories import next_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,7 +21,7 @@ async def test_a_socket_sends_each_event_as_the_json_made_when_it_was_published(
     communicator = await connect(session, token)
     await communicator.send_json_to({"type": "resume", "after_seq": 0})
     await communicator.send_json_to({"type": "ping"})
-    assert await communicator.receive_json_from() == {"type": "pong"}
+    assert await next_frame(communicator) == {"type": "pong"}
     frame = {"type": "event", "seq": 1, "turn_id": None, "chunk": chunks.start("m1")}
     made_once = json.dumps(frame, separators=(",", ":"))  # not how the socket would write it itself
     await get_channel_layer().group_send(session_group(str(session.id)),
@@ -49,7 +50,7 @@ async def test_a_socket_delivers_events_without_closing_old_database_connections
     communicator = await connect(session, token)
     await communicator.send_json_to({"type": "resume", "after_seq": 0})
     await communicator.send_json_to({"type": "ping"})
-    assert await communicator.receive_json_from() == {"type": "pong"}
+    assert await next_frame(communicator) == {"type": "pong"}
     hops = []
 
     async def counted_hop():
@@ -58,6 +59,6 @@ async def test_a_socket_delivers_events_without_closing_old_database_connections
     monkeypatch.setattr("channels.consumer.aclose_old_connections", counted_hop)
     events = await get_event_log().append(str(session.id), None, [chunks.start("m1"), chunks.finish()])
     for event in events:
-        assert (await communicator.receive_json_from())["seq"] == event.seq
+        assert (await next_frame(communicator))["seq"] == event.seq
     assert hops == []
     await communicator.disconnect()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import uuid
@@ -13,16 +12,21 @@ from channels.db import database_sync_to_async
 from agents.blocks import Block, register
 from chat.engine.registry import begin_turn, running_turns
 from chat.errors import TurnRunning
-from chat.models import Message, ToolCall, ToolCallStatus, Turn, TurnStatus
+from chat.models import Message, ToolCallStatus, Turn, TurnStatus
 from tests.factories import (
     EventWatcher,
     assert_turn_well_formed,
     chunk_types,
     make_session,
     make_user,
+    outputs_by_id,
+    pid_alive,
+    rows,
+    run_turn,
     script,
     streamed_text,
     wait_tool,
+    wait_until_gone,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_turn_left_running")]
@@ -33,39 +37,6 @@ def new_session():
     return make_session(make_user())
 
 
-@database_sync_to_async
-def rows(turn_id):
-    turn = Turn.objects.select_related("assistant_message").get(pk=turn_id)
-    return turn, list(ToolCall.objects.filter(turn=turn).order_by("part_index"))
-
-
-async def run_turn(session, text: str, *, timeout: float = 60):
-    """Start a turn and watch it to its `finish`; returns (events, turn, tool call rows)."""
-    async with EventWatcher(session.id) as watcher:
-        started = await begin_turn(session=session, text=text, client_message_id=uuid.uuid4())
-        events = await watcher.until_finish(timeout=timeout)
-    await running_turns.task_for(str(session.id)) if running_turns.task_for(str(session.id)) else None
-    turn, calls = await rows(started.turn.id)
-    return events, turn, calls
-
-
-def outputs_by_id(events):
-    return {e["chunk"]["toolCallId"]: e["chunk"] for e in events
-            if e["chunk"]["type"] in {"tool-output-available", "tool-output-error"}}
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-async def wait_until_gone(pid: int, timeout: float = 5) -> None:
-    async with asyncio.timeout(timeout):
-        while pid_alive(pid):
-            await asyncio.sleep(0.05)  # a process's exit cannot be awaited from outside its parent
 
 
 async def test_text_only():

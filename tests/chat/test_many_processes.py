@@ -19,6 +19,7 @@ from tests.factories import (
     is_finish,
     make_session,
     make_user,
+    next_frame,
     receive_until,
     script,
     wait_tool,
@@ -28,12 +29,14 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
 REDIS_URL = os.environ.get("REDIS_URL")
 CHAOS_SEED = int(os.environ.get("CHAOS_SEED", "20261126"))
+# The chaotic client reconnects far more often than a person: past the limit on resumes a person gets.
+CHAOS_ENV = {"COPILOT_RATE_LIMITS": "resumes=10000/10"}
 
 
 @pytest.fixture(scope="module")
 def in_memory_server(django_db_setup, django_db_blocker, local_model, tmp_path_factory):
     server = ServerProcess(local_model_url=local_model.url, var_dir=tmp_path_factory.mktemp("memory"),
-                           extra_env={"REDIS_URL": ""})
+                           extra_env={"REDIS_URL": "", **CHAOS_ENV})
     yield [server]
     server.stop()
 
@@ -42,7 +45,7 @@ def in_memory_server(django_db_setup, django_db_blocker, local_model, tmp_path_f
 def redis_servers(django_db_setup, django_db_blocker, local_model, tmp_path_factory):
     if not REDIS_URL:
         pytest.skip("needs REDIS_URL: two processes share their event log and channel layer through Redis")
-    servers = [ServerProcess(local_model_url=local_model.url, var_dir=tmp_path_factory.mktemp(name))
+    servers = [ServerProcess(local_model_url=local_model.url, var_dir=tmp_path_factory.mktemp(name), extra_env=CHAOS_ENV)
                for name in ("process-a", "process-b")]
     yield servers
     for server in servers:
@@ -85,7 +88,7 @@ class ChaoticClient:
                 cut_after = self.rng.randint(1, 25)
                 received = 0
                 while True:
-                    frame = json.loads(await asyncio.wait_for(socket.recv(), timeout=60))
+                    frame = await next_frame(socket, timeout=60)
                     if frame["type"] == "ack":
                         assert frame["client_message_id"] == client_message_id
                         acked = True

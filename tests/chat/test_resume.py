@@ -16,6 +16,7 @@ from tests.factories import (
     is_finish,
     make_session,
     make_user,
+    next_frame,
     receive_until,
     script,
     send_frame,
@@ -89,10 +90,10 @@ async def test_the_seam_between_replay_and_live_has_no_gap_and_no_repeat(monkeyp
 
     monkeypatch.setattr(type(event_log), "read_after", read_while_appending)
     client = await open_socket(session, token, after_seq=1)
-    frames = [await client.receive_json_from(timeout=5) for _ in range(4)]
+    frames = [await next_frame(client, timeout=5) for _ in range(4)]
     monkeypatch.setattr(type(event_log), "read_after", original_read_after)
     await client.send_json_to({"type": "ping"})
-    assert await client.receive_json_from(timeout=5) == {"type": "pong"}  # nothing else was queued
+    assert await next_frame(client, timeout=5) == {"type": "pong"}  # nothing else was queued
     await client.disconnect()
     assert [f["seq"] for f in frames] == [2, 3, 4, 5]
     assert [f["chunk"]["data"]["n"] for f in frames] == [2, 3, 4, 5]
@@ -108,14 +109,14 @@ async def test_resume_after_retention_sends_a_snapshot_first(settings, copilot_s
     assert len(streamed) > 5
 
     late = await open_socket(session, token, after_seq=1)
-    snapshot_frame = await late.receive_json_from(timeout=5)
+    snapshot_frame = await next_frame(late, timeout=5)
     assert snapshot_frame["type"] == "snapshot"
     snapshot = snapshot_frame["session"]
     assert snapshot == await database_sync_to_async(lambda: session_snapshot(ChatSession.objects.get(pk=session.pk)))()
     assert snapshot["last_seq"] == streamed[-1]["seq"] and snapshot["active_turn"] is None
     assert snapshot["messages"][1]["parts"] == [{"type": "text", "text": "one two three four five six seven eight"}]
     await late.send_json_to({"type": "ping"})
-    assert await late.receive_json_from(timeout=5) == {"type": "pong"}
+    assert await next_frame(late, timeout=5) == {"type": "pong"}
     await late.disconnect()
 
 

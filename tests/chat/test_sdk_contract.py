@@ -18,7 +18,8 @@ from claude_agent_sdk import (
     UserMessage,
 )
 
-from chat.engine.options import turn_options
+from chat.engine.binding import SessionBinding, TurnBinding
+from chat.engine.options import session_options, tool_gate
 from tests.factories import script, wait_tool
 
 FIELDS_WE_READ = {
@@ -50,10 +51,16 @@ def test_options_and_client_keep_what_we_use():
             getattr(ClaudeSDKClient, method)), f"ClaudeSDKClient.{method} changed"
 
 
+def our_options(session_id: str):
+    """The engine's own options for a session's CLI, bound to one turn, as the engine connects one."""
+    binding = SessionBinding.for_one_turn(session_id, TurnBinding(turn_id="contract", gate=tool_gate(session_id=session_id)))
+    return session_options(session_id=session_id, owner_id=None, binding=binding)
+
+
 async def raw_turn(prompt: str, *, session_id: str) -> list:
     """The raw SDK loop with our options: every message the SDK yields, in order."""
     messages = []
-    async with ClaudeSDKClient(turn_options(session_id=session_id)) as client:
+    async with ClaudeSDKClient(our_options(session_id)) as client:
         await client.query(prompt)
         async for message in client.receive_response():
             messages.append(message)
@@ -91,7 +98,7 @@ async def test_a_failing_model_is_retried_with_api_retry_then_reported_as_an_err
 
 @pytest.mark.django_db(transaction=True)
 async def test_interrupt_ends_the_turn_with_a_result():
-    async with ClaudeSDKClient(turn_options(session_id="contract-interrupt")) as client:
+    async with ClaudeSDKClient(our_options("contract-interrupt")) as client:
         await client.query(script({"tools": [wait_tool(30)]}))
         seen = []
         async for message in client.receive_response():

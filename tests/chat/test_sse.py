@@ -24,7 +24,9 @@ def read_sse(response) -> tuple[list[dict], bool]:
             if line == "data: [DONE]":
                 done = True
                 break
-            events.append({"seq": current_id, "chunk": json.loads(line[6:])})
+            chunk = json.loads(line[6:])
+            if not chunk.get("transient"):  # transient parts (liveness) are never part of a message
+                events.append({"seq": current_id, "chunk": chunk})
     return events, done
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 
 from copilot_site.asgi import application
-from tests.factories import make_session, make_user
+from tests.factories import make_session, make_user, next_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,8 +35,8 @@ frames = st.one_of(
 
 @pytest.fixture
 def owner(settings):
-    # No turn may start, so every well-formed `send` is answered at once with a clear refusal.
-    settings.COPILOT = {**settings.COPILOT, "MAX_RUNNING_TURNS_PER_USER": 0,
+    # No message is short enough, so every well-formed `send` is answered at once with a clear refusal.
+    settings.COPILOT = {**settings.COPILOT, "MAX_MESSAGE_CHARS": 0,
                         "RATE_LIMITS": {**settings.COPILOT["RATE_LIMITS"], "frames": (10**6, 1),
                                         "resumes": (10**6, 1), "turns": (10**6, 1)}}
     user = make_user()
@@ -55,7 +55,7 @@ async def exchange(session, token, raw) -> list[dict]:
     await communicator.send_json_to({"type": "ping"})
     answers = []
     while True:  # every frame is answered; the ping's pong proves the socket still serves
-        answer = await communicator.receive_json_from(timeout=5)
+        answer = await next_frame(communicator, timeout=5)
         answers.append(answer)
         if answer == {"type": "pong"} and (len(answers) > 1 or json_type(raw) != "ping"):
             break

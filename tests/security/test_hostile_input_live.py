@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 
 from tests.conftest import ServerProcess
-from tests.factories import make_session, make_user
+from tests.factories import make_session, make_user, next_frame
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -42,7 +42,7 @@ def socket_to(server, session, token, **headers):
 
 async def answer_to(socket, raw: str) -> dict:
     await socket.send(raw)
-    return json.loads(await socket.recv())
+    return await next_frame(socket)
 
 
 async def still_serves(socket) -> None:
@@ -125,7 +125,7 @@ async def test_the_websocket_origin_must_match_scheme_host_and_port(server, owne
     if accepted:
         async with socket_to(server, session, token, Origin=origin) as socket:
             await socket.send(json.dumps({"type": "ping"}))
-            assert json.loads(await socket.recv()) == {"type": "pong"}
+            assert await next_frame(socket) == {"type": "pong"}
     else:
         with pytest.raises(websockets.InvalidStatus) as refused:
             async with socket_to(server, session, token, Origin=origin):

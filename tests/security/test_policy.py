@@ -11,6 +11,7 @@ import pytest
 from claude_agent_sdk import PermissionResultAllow, PermissionResultDeny
 
 from chat.engine import policy
+from chat.engine.binding import SessionBinding, TurnBinding
 from chat.engine.policy import Allow, Deny, ToolGate, TurnLimits, TurnState, builtin_tools, decide, refused_by_cli
 from tests.factories import assert_turn_well_formed, script
 
@@ -174,10 +175,22 @@ def test_only_the_file_tools_and_granted_built_ins_are_loaded():
         "Bash", "Edit", "Glob", "Grep", "Read", "Write"]
 
 
-# --- ToolGate: the enforcement for one turn ---
+# --- the enforcement for one turn: its ToolGate, behind the callbacks a session's CLI is connected with ---
 
-def gate_for(workspace, **limits) -> ToolGate:
-    return ToolGate(session_id="s-1", turn_id="t-1", workspace=workspace, state=TurnState(limits=TurnLimits(**limits)))
+class Enforcement:
+    """The hook and can_use_tool of a session's CLI, bound to one turn's gate (chat.engine.binding)."""
+
+    def __init__(self, gate: ToolGate) -> None:
+        self.state = gate.state
+        self.binding = SessionBinding("s-1")
+        self.binding.bind(TurnBinding(turn_id="t-1", gate=gate))
+        self.pre_tool_use = self.binding.pre_tool_use
+        self.can_use_tool = self.binding.can_use_tool
+
+
+def gate_for(workspace, **limits) -> Enforcement:
+    return Enforcement(ToolGate(session_id="s-1", turn_id="t-1", workspace=workspace,
+                                state=TurnState(limits=TurnLimits(**limits))))
 
 
 async def test_a_call_is_decided_once_whichever_enforcement_point_sees_it(workspace):

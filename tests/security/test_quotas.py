@@ -22,7 +22,7 @@ from chat.workspaces import transcript_project_key, workspace_path
 from copilot_site.asgi import application
 from localmodel.server import LocalModel
 from tests.agents.conftest import greeting_pipeline
-from tests.factories import make_session, make_user, script, text_tool
+from tests.factories import make_session, make_user, next_frame, script, text_tool
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -199,12 +199,12 @@ async def test_a_user_past_the_socket_quota_is_told_and_closed_and_others_connec
         user=u).key))(make_user()))()
     open_ones = [await connect(session, token) for _ in range(2)]
     third = await connect(session, token)
-    assert (await third.receive_json_from(timeout=5))["code"] == "too_many_sockets"
+    assert (await next_frame(third, timeout=5))["code"] == "too_many_sockets"
     assert (await third.receive_output(timeout=5)) == {"type": "websocket.close", "code": 4429}
     await open_ones[0].disconnect()
     again = await connect(session, token)  # one closed: room for another
     await again.send_json_to({"type": "ping"})
-    assert await again.receive_json_from(timeout=5) == {"type": "pong"}
+    assert await next_frame(again, timeout=5) == {"type": "pong"}
     for communicator in (open_ones[1], again):
         await communicator.disconnect()
 

@@ -14,8 +14,8 @@ from chat.actions.turns import (
     do_save_message_parts,
     do_start_turn,
 )
+from chat.events.durable_seq import last_durable_seq as durable_last_seq
 from chat.models import ChatSession, Turn, TurnStatus
-from chat.selectors import durable_last_seq
 
 _tool_ids = itertools.count()
 
