@@ -23,6 +23,7 @@ from claude_agent_sdk import HookMatcher, PermissionResultAllow, PermissionResul
 from chat.engine import observers
 from chat.engine.tools import copilot_tool_names
 from chat.workspaces import BAD_INPUT, NOT_A_FILE, OUTSIDE_WORKSPACE, path_refusal, room_left  # noqa: F401 (kinds of denial)
+from core import log_context
 from core.conf import copilot_setting
 
 logger = logging.getLogger(__name__)
@@ -252,8 +253,9 @@ class ToolGate:
 
     async def pre_tool_use(self, hook_input: Any, tool_use_id: str | None, context: Any) -> dict[str, Any]:
         """PreToolUse hook: deny, or no opinion (the CLI then applies its own rules and asks `can_use_tool`)."""
-        decision = self.check(hook_input.get("tool_name", ""), hook_input.get("tool_input") or {},
-                              tool_use_id or hook_input.get("tool_use_id"))
+        tool_use_id = tool_use_id or hook_input.get("tool_use_id")
+        with log_context.bound(tool_call_id=tool_use_id):
+            decision = self.check(hook_input.get("tool_name", ""), hook_input.get("tool_input") or {}, tool_use_id)
         if isinstance(decision, Allow):
             return {}
         return {"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision": "deny",
@@ -261,7 +263,9 @@ class ToolGate:
 
     async def can_use_tool(self, tool_name: str, tool_input: dict[str, Any],
                            context: Any) -> PermissionResultAllow | PermissionResultDeny:
-        decision = self.check(tool_name, tool_input, getattr(context, "tool_use_id", None))
+        tool_use_id = getattr(context, "tool_use_id", None)
+        with log_context.bound(tool_call_id=tool_use_id):
+            decision = self.check(tool_name, tool_input, tool_use_id)
         if isinstance(decision, Allow):
             return PermissionResultAllow()
         return PermissionResultDeny(message=decision.reason)
