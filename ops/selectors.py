@@ -87,10 +87,12 @@ class BucketIndex(Func):
 
     def as_sql(self, compiler, connection, **extra_context):
         (time, time_params), (origin, origin_params) = (compiler.compile(e) for e in self.source_expressions)
-        params = (*time_params, *origin_params, self.step)
         if connection.vendor == "postgresql":
-            return f"CAST(FLOOR(EXTRACT(EPOCH FROM ({time} - {origin})) / %s) AS integer)", params
-        return f"CAST(((julianday({time}) - julianday({origin})) * 86400.0) / %s AS integer)", params
+            return (f"CAST(FLOOR(EXTRACT(EPOCH FROM ({time} - {origin})) / %s) AS integer)",
+                    (*time_params, *origin_params, self.step))
+        # julianday is a float of days: whole milliseconds first, so 12:05 is not 12:04:59.99999 (integer division).
+        return (f"CAST(ROUND((julianday({time}) - julianday({origin})) * 86400000.0) AS integer) / %s",
+                (*time_params, *origin_params, round(self.step * 1000)))
 
 
 class Percentile(Aggregate):

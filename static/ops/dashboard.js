@@ -98,7 +98,7 @@
       datasets: Object.entries(figures.failures).map(([name, data], index) => (
         { label: titled(name), data, backgroundColor: SERIES_COLOURS[index % SERIES_COLOURS.length] })),
     },
-    options: { ...common, scales: axes(false, "") },
+    options: { ...common, scales: axes(true, "") },
   });
 
   draw("chart-users", {
