@@ -180,33 +180,51 @@ class Collector(ThreadingHTTPServer):
             return list(self.spans)
 
 
+CLI_TELEMETRY = {  # Claude Code's own switches for exporting its spans (README "Traces")
+    "CLAUDE_CODE_ENABLE_TELEMETRY": "1", "CLAUDE_CODE_ENHANCED_TELEMETRY_BETA": "1", "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    # Asking the CLI for prompts and tool content in its telemetry: its clean environment does not pass these on.
+    "OTEL_LOG_USER_PROMPTS": "1", "OTEL_LOG_TOOL_DETAILS": "1", "OTEL_LOG_TOOL_CONTENT": "1",
+}
+
+
+def service_spans(received: list, service: str) -> list:
+    return [span for _, name, span in received if name == service]
+
+
 @pytest.mark.e2e
-async def test_a_server_with_an_otlp_endpoint_sends_each_turn_to_the_collector(local_model, tmp_path):
+async def test_a_server_sends_each_turn_to_the_collector_and_the_clis_spans_join_it(local_model, tmp_path):
     collector = Collector()
     owner = await asyncio.to_thread(make_user)
     session = await asyncio.to_thread(make_session, owner)
     token = (await asyncio.to_thread(Token.objects.create, user=owner)).key
     server = ServerProcess(local_model_url=local_model.url, var_dir=tmp_path, extra_env={
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_port}",
-        "OTEL_SERVICE_NAME": "copilot-test", "OTEL_BSP_SCHEDULE_DELAY": "100"})
+        "OTEL_SERVICE_NAME": "copilot-test", "OTEL_BSP_SCHEDULE_DELAY": "100", **CLI_TELEMETRY})
     try:
         async with websockets.connect(f"{server.ws_url}/ws/sessions/{session.id}/",
                                       additional_headers={"Authorization": f"Token {token}"}) as client:
             await client.send(json.dumps({"type": "resume", "after_seq": 0}))
-            await client.send(json.dumps(send_frame(script({"tools": [wait_tool(0.1), wait_tool(0.2)]},
-                                                           {"text": "Traced."}))))
+            await client.send(json.dumps(send_frame("Secret: the owl is 7731.\n" + script(
+                {"tools": [wait_tool(0.1), text_tool("owl {n}", {"n": "6612"})]}, {"text": "Traced, 5590."}))))
             frames = await receive_until(client, is_finish)
         turn_id = frames[0]["turn_id"]
-        received = await asyncio.to_thread(collector.wait_for, lambda got: sum(
-            span.name == "copilot.turn" for _, _, span in got) >= 1)
+        received = await asyncio.to_thread(collector.wait_for, lambda got: any(
+            span.name == "copilot.turn" for _, _, span in got) and service_spans(got, "claude-code"))
     finally:
         server.stop()
         collector.shutdown()
-    paths = {path for path, _, _ in received}
-    assert paths == {"/v1/traces"}
-    assert {service for _, service, _ in received} == {"copilot-test"}
-    [turn] = [span for _, _, span in received if span.name == "copilot.turn"]
+    assert {path for path, _, _ in received} == {"/v1/traces"}
+    [turn] = [span for span in service_spans(received, "copilot-test") if span.name == "copilot.turn"]
     attributes = {kv.key: kv.value for kv in turn.attributes}
     assert attributes["turn_id"].string_value == turn_id
-    tool_calls = [span for _, _, span in received if span.name == "copilot.tool_call"]
+    tool_calls = [span for span in service_spans(received, "copilot-test") if span.name == "copilot.tool_call"]
     assert len(tool_calls) == 2 and all(span.parent_span_id == turn.span_id for span in tool_calls)
+
+    cli = service_spans(received, "claude-code")
+    assert all(span.trace_id == turn.trace_id for span in cli)  # one trace: the turn's
+    assert any(span.parent_span_id == turn.span_id for span in cli)  # the CLI's interaction sits under the turn
+    for _, _, span in received:
+        text = str(span)
+        for secret in ("7731", "6612", "5590"):
+            assert secret not in text, (span.name, secret)
