@@ -1,8 +1,8 @@
 """Readiness (PROTOCOL §9 `/readyz`): can this process serve? The database answers, Redis when configured, and
 the process is not shutting down. Each check gets READY_CHECK_TIMEOUT_SECONDS and says why it failed.
 
-The database is asked from threads of a small pool of its own: a database that hangs holds those threads, not the
-threads everything else runs its ORM calls in.
+The database is asked from two threads of its own: a database that hangs holds those, not the threads everything
+else runs its ORM calls in, and they are daemon threads, so a hung check never keeps a stopping server alive.
 """
 
 from __future__ import annotations
@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import queue
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio
@@ -25,7 +28,41 @@ OK = "ok"
 SKIPPED = "skipped"
 SHUTTING_DOWN = "shutting down"
 MAX_REASON_CHARS = 200
-_database_threads = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="readiness")
+
+
+class DaemonThreads:
+    """A few daemon threads that run what is submitted, each keeping its own database connection between calls.
+    (concurrent.futures joins its threads at exit, which a check stuck in a connect would block.)"""
+
+    def __init__(self, count: int, name: str) -> None:
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._started = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self.count, self.name = count, name
+
+    def submit(self, function: Callable[[], Any]) -> concurrent.futures.Future:
+        with self._started:
+            if not self._threads:
+                self._threads = [threading.Thread(target=self._serve, name=f"{self.name}-{index}", daemon=True)
+                                 for index in range(self.count)]
+                for thread in self._threads:
+                    thread.start()
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._work.put((future, function))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            future, function = self._work.get()
+            if not future.set_running_or_notify_cancel():
+                continue  # its caller stopped waiting
+            try:
+                future.set_result(function())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
+_database_threads = DaemonThreads(2, "readiness")
 
 
 def reason(exc: BaseException) -> str:

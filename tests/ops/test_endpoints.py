@@ -123,7 +123,8 @@ class BareDaphne:
         return httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=20)
 
     def stop(self) -> None:
-        self.process.kill()
+        if self.process.poll() is None:
+            self.process.kill()
         self.process.wait(timeout=10)
         self.log.close()
 
@@ -219,3 +220,14 @@ async def test_on_sigterm_readiness_turns_503_before_the_running_turn_is_ended(l
     assert not_ready_after < 1
     assert rest[-2]["chunk"]["data"]["status"] == "interrupted"
     assert ended_after >= 3  # the turn ran on through the drain
+
+
+def test_a_check_stuck_in_the_database_never_holds_the_process_at_exit():
+    from ops.readiness import DaemonThreads
+
+    threads = DaemonThreads(1, "stuck-test")
+    stuck = threading.Event()
+    assert threads.submit(lambda: 42).result(timeout=5) == 42
+    threads.submit(lambda: stuck.wait(30))  # as a connect to a database that never answers
+    assert all(thread.daemon for thread in threads._threads)
+    stuck.set()
