@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from agents import tasks
+from agents import observers, tasks
 from agents.builder import graph_from_description
 from agents.errors import AgentExists, AgentNotReady, BadAgent, RunFinished, TooManyRuns
 from agents.graphs import GraphError, check_graph, check_run_inputs, saved_form, sink_ids
@@ -185,6 +185,7 @@ def do_cancel_run(*, run: AgentRun) -> AgentRun:
         run.save(update_fields=["outputs"])
         _report(run)
         transaction.on_commit(lambda: broadcast.send(tasks.RUN_CANCELLED, {"run_id": str(run.id)}))
+        transaction.on_commit(lambda: observers.run_ended(RunStatus.CANCELLED))
     return run
 
 
@@ -260,6 +261,7 @@ def do_finish_run(*, run_id: uuid.UUID, status: str, error: str = "", outputs: d
             run.outputs = _outputs_so_far(run)
             run.save(update_fields=["outputs"])
         _report(run)
+        transaction.on_commit(lambda: observers.run_ended(status))
         return True
 
 

@@ -6,14 +6,19 @@ The turn: 5 parallel `mcp__copilot__run_block` calls of block `wait` (0 seconds)
   raw     ClaudeSDKClient with the engine's own options (chat.engine.options.session_options), query,
           iterate receive_response and discard every message.
   engine  chat.engine.registry.begin_turn: saves the turn, maps every message to chunks, appends
-          each to the event log with its durable write on PostgreSQL; the turn task is awaited.
+          each to the event log with its durable write on PostgreSQL; the turn task is awaited. No
+          operations: the ops app's observers are unregistered and spans are dropped.
+  engine+ops  the same with the operations on (ops/): metrics (multiprocess mode, as served), the log
+          context, and traces through the OpenTelemetry SDK, batched and exported over OTLP/HTTP to a
+          collector stand-in on a loopback port (a thread of this process that answers 200).
 
 Both run in one asyncio loop, on the throw-away database `copilot_bench` (created next to
 DATABASE_URL's database, default postgres://postgres@127.0.0.1:5432/test). After one warm-up of
-each, the variants alternate (the first of each round swaps) and each run gets its own ChatSession.
+each, the variants alternate (the first of each round rotates) and each run gets its own ChatSession.
 It prints median wall time and CPU time (this process plus its reaped children, i.e. the CLI:
 getrusage RUSAGE_SELF + RUSAGE_CHILDREN deltas) and the engine/raw ratios. PostgreSQL's own CPU is
-in neither figure. The local model serves from a thread of this process, so its CPU is in both.
+in neither figure. The local model serves from a thread of this process, so its CPU is in all, as is the
+collector stand-in's.
 
     .venv/bin/python -m bench.turn_overhead            (--runs N for N measured runs of each)
 """
@@ -39,6 +44,8 @@ WARMUP_RUNS = 1
 MEASURED_RUNS = 5
 TARGET_WALL_RATIO = 1.10
 TARGET_CPU_RATIO = 1.20
+TARGET_OPERATIONS_RATIO = 1.05  # engine+ops / engine, wall and CPU
+VARIANTS = ("raw", "engine", "engine+ops")
 
 
 def scripted_prompt() -> str:
@@ -94,6 +101,115 @@ async def measured(body, counter: DatabaseCounter) -> Run:
     return Run(wall, cpu, detail, counter.connections - connections, counter.statements - statements)
 
 
+class Operations:
+    """Turns the ops app's instrumentation on and off between runs: its observers, and a sampler that records
+    spans only while on (the SDK's tracer provider, once installed, stays for the process)."""
+
+    def __init__(self) -> None:
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler
+
+        from chat.engine import observers
+
+        self.collector = CollectorStandIn()
+        self.on = False
+        operations = self
+
+        class Switch(Sampler):
+            def should_sample(self, *args, **kwargs):
+                return (ALWAYS_ON if operations.on else ALWAYS_OFF).should_sample(*args, **kwargs)
+
+            def get_description(self) -> str:
+                return "on while the benchmark measures operations"
+
+        provider = TracerProvider(sampler=Switch())
+        self.processor = BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{self.collector.url}/v1/traces"))
+        provider.add_span_processor(self.processor)
+        trace.set_tracer_provider(provider)
+        # The ops app registered these when Django was set up (ops.apps).
+        self.observers = [observer for observer in observers._observers if type(observer).__module__.startswith("ops.")]
+        self._registry = observers
+        self.switch(False)
+
+    def switch(self, on: bool) -> None:
+        self.on = on
+        for observer in self.observers:
+            (self._registry.register if on else self._registry.unregister)(observer)
+
+    def cost_per_turn(self, turns: int = 500) -> float:
+        """CPU seconds the instrumentation costs one turn like the benchmark's (5 tool calls), its moments played
+        straight through the observers, spans exported (flushed every 100 turns, so none is dropped)."""
+        import time
+        import uuid
+
+        from chat.engine.observers import TurnInfo
+
+        observers = self._registry
+        usage = {"input_tokens": 1200, "output_tokens": 400, "cache_read_input_tokens": 0,
+                 "cache_creation_input_tokens": 0, "cost_usd": 0.01}
+        self.switch(True)
+        try:
+            started = time.process_time()
+            for index in range(turns):
+                turn = TurnInfo(session_id=str(uuid.uuid4()), turn_id=str(uuid.uuid4()), user_id=1, model="bench")
+                with observers.turn_scope(turn):
+                    observers.notify("turn_started", turn)
+                    calls = [f"toolu_{index}_{call}" for call in range(TOOL_CALLS)]
+                    for call in calls:
+                        observers.notify("tool_call_started", turn, tool_call_id=call,
+                                         tool_name="mcp__copilot__run_block")
+                    for call in calls:
+                        observers.notify("tool_call_ended", turn, tool_call_id=call,
+                                         tool_name="mcp__copilot__run_block", status="completed", seconds=0.01)
+                    observers.notify("first_token", turn, seconds=0.2)
+                    observers.notify("turn_ended", turn, status="completed", seconds=0.7, usage=usage)
+                if index % 100 == 99:
+                    self.processor.force_flush()
+            self.processor.force_flush()
+            return (time.process_time() - started) / turns
+        finally:
+            self.switch(False)
+
+    def close(self) -> int:
+        self.processor.force_flush()
+        self.collector.stop()
+        return self.collector.requests
+
+
+class CollectorStandIn:
+    """Answers every OTLP/HTTP export with 200 (and counts them), as a collector would."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        stand_in = self
+        self.requests = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                stand_in.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 async def main(measured_runs: int = MEASURED_RUNS) -> None:
     from asgiref.sync import sync_to_async
     from claude_agent_sdk import ClaudeSDKClient, ResultMessage
@@ -116,6 +232,7 @@ async def main(measured_runs: int = MEASURED_RUNS) -> None:
     prompt = scripted_prompt()
     counter = DatabaseCounter()
     counter.install()
+    operations = Operations()
     user = await sync_to_async(get_user_model().objects.create)(username=f"bench-{uuid.uuid4().hex[:8]}")
 
     async def new_session() -> ChatSession:
@@ -152,20 +269,27 @@ async def main(measured_runs: int = MEASURED_RUNS) -> None:
         session = await new_session()
         if variant == "raw":
             return await measured(lambda: raw_turn(session), counter)
-        run = await measured(lambda: engine_turn(session), counter)
+        operations.switch(variant == "engine+ops")
+        try:
+            run = await measured(lambda: engine_turn(session), counter)
+        finally:
+            operations.switch(False)
         await sync_to_async(check_engine_turn)(session.id)
         return run
 
-    runs: dict[str, list[Run]] = {"raw": [], "engine": []}
+    runs: dict[str, list[Run]] = {variant: [] for variant in VARIANTS}
+    exports, operations_cpu = 0, 0.0
     try:
         for _ in range(WARMUP_RUNS):
-            await one("raw")
-            await one("engine")
+            for variant in VARIANTS:
+                await one(variant)
         for round_index in range(measured_runs):
-            order = ("raw", "engine") if round_index % 2 == 0 else ("engine", "raw")
-            for variant in order:
+            shift = round_index % len(VARIANTS)
+            for variant in VARIANTS[shift:] + VARIANTS[:shift]:
                 runs[variant].append(await one(variant))
+        operations_cpu = operations.cost_per_turn()
     finally:
+        exports = operations.close()
         await running_turns.shutdown()
         close_log = getattr(get_event_log(), "close", None)  # the Redis event log holds a client
         if close_log is not None:
@@ -183,7 +307,7 @@ async def main(measured_runs: int = MEASURED_RUNS) -> None:
           f"channel layer {settings.CHANNEL_LAYERS['default']['BACKEND'].rsplit('.', 1)[-1]}")
     print(f"  {WARMUP_RUNS} warm-up run of each, then {measured_runs} of each alternating; CPU = this process + "
           f"reaped children (the CLI)")
-    for variant, label in (("raw", "raw SDK loop"), ("engine", "engine")):
+    for variant, label in (("raw", "raw SDK loop"), ("engine", "engine"), ("engine+ops", "engine+ops")):
         walls = [run.wall * 1000 for run in runs[variant]]
         cpus = [run.cpu * 1000 for run in runs[variant]]
         last = runs[variant][-1]
@@ -196,6 +320,15 @@ async def main(measured_runs: int = MEASURED_RUNS) -> None:
     for name, ratio, target in (("wall", wall_ratio, TARGET_WALL_RATIO), ("CPU", cpu_ratio, TARGET_CPU_RATIO)):
         verdict = "meets" if ratio <= target else "MISSES"
         print(f"  ratio engine/raw {name:4}: {ratio:.3f}x   (target <= {target:.2f}x: {verdict})")
+    print(f"  operations: {exports} OTLP exports received by the collector stand-in; the instrumentation of one "
+          f"such turn alone costs {operations_cpu * 1e6:.0f} µs of CPU "
+          f"({operations_cpu / median([r.cpu for r in runs['engine']]):.2%} of the engine turn's)")
+    for name, attribute in (("wall", "wall"), ("CPU", "cpu")):
+        ratio = (median([getattr(r, attribute) for r in runs["engine+ops"]])
+                 / median([getattr(r, attribute) for r in runs["engine"]]))
+        verdict = "meets" if ratio <= TARGET_OPERATIONS_RATIO else "MISSES"
+        print(f"  ratio engine+ops/engine {name:4}: {ratio:.3f}x   (target <= {TARGET_OPERATIONS_RATIO:.2f}x: "
+              f"{verdict})")
 
 
 if __name__ == "__main__":

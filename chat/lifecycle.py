@@ -1,4 +1,8 @@
-"""Ties the engine to the server process: the reaper starts with it; on shutdown turns end and sockets hear it."""
+"""Ties the engine to the server process: the reaper starts with it; on shutdown turns end and sockets hear it.
+
+Shutdown drains first: from the signal on, `draining()` is true (readiness answers 503, so a balancer sends no
+new work here), and only after SHUTDOWN_DRAIN_SECONDS are running turns ended.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +19,15 @@ from core.conf import copilot_setting
 
 logger = logging.getLogger(__name__)
 
-DRAIN_SECONDS = 5
+DRAIN_SECONDS = 5  # how long the last events of ended turns may take to reach open sockets
 _background: list[asyncio.Task] = []
 _shutdown: list[asyncio.Task] = []
+_draining = False
+
+
+def draining() -> bool:
+    """Whether this process is shutting down (it ends its turns once SHUTDOWN_DRAIN_SECONDS have passed)."""
+    return _draining
 
 
 def attach_to_daphne() -> None:
@@ -36,7 +46,8 @@ def attach_to_daphne() -> None:
         if _shutdown:  # a second signal: stop now
             reactor.stop()
             return
-        logger.info("shutting down: ending %d running turn(s)", len(running_turns.session_ids()))
+        logger.info("shutting down: not ready from now on; ending %d running turn(s) in %ss",
+                    len(running_turns.session_ids()), copilot_setting("SHUTDOWN_DRAIN_SECONDS"))
         task = loop.create_task(stop_everything(), name="shutdown")
         task.add_done_callback(lambda _: reactor.stop())
         _shutdown.append(task)
@@ -53,6 +64,9 @@ def attach_to_daphne() -> None:
 
 
 async def stop_everything() -> None:
+    global _draining
+    _draining = True
+    await asyncio.sleep(copilot_setting("SHUTDOWN_DRAIN_SECONDS"))
     for task in _background:
         task.cancel()
     await asyncio.gather(*_background, return_exceptions=True)

@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "chat",
     "agents",
     "localmodel",
+    "ops",
     "copilot_site",
 ]
 
@@ -158,6 +159,10 @@ SECURE_CSP = {
 }
 MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
                   "django.middleware.csp.ContentSecurityPolicyMiddleware")
+# /healthz, /readyz and /metrics answer before anything checks the Host header or reads a session: probes and
+# scrapers address a process by its IP.
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.csp.ContentSecurityPolicyMiddleware") + 1,
+                  "ops.middleware.OperationsEndpointsMiddleware")
 
 REST_FRAMEWORK = {
     # Token first: an unauthenticated call is then a 401 with `WWW-Authenticate: Token`.
@@ -260,6 +265,14 @@ COPILOT_DEFAULTS = {
     # Every process of one deployment must see the same path: it names the SDK's stored conversations.
     "WORKSPACES_DIR": VAR_DIR / "workspaces",
     "CLI_HOME_DIR": VAR_DIR / "claude-home",
+    # Operations (ops/): on SIGTERM /readyz answers 503 for SHUTDOWN_DRAIN_SECONDS before running turns are ended;
+    # each readiness check gets READY_CHECK_TIMEOUT_SECONDS; /metrics answers loopback clients, and others that
+    # send `Authorization: Bearer <METRICS_TOKEN>` (empty: nobody else). Every process of one machine writes its
+    # figures to METRICS_DIR, which /metrics adds up.
+    "SHUTDOWN_DRAIN_SECONDS": 3.0,
+    "READY_CHECK_TIMEOUT_SECONDS": 2.0,
+    "METRICS_TOKEN": "",
+    "METRICS_DIR": VAR_DIR / "metrics",
     "SYSTEM_PROMPT": (
         "You are copilot, an assistant that helps people build and run small agents made of blocks. "
         "Use the copilot tools to list blocks and run them, and to create, find and run agents (graphs of blocks); "
@@ -303,16 +316,39 @@ COPILOT = {
     "ANTHROPIC_API_KEY": ANTHROPIC_API_KEY or "local-model-placeholder-key",
     "USE_LOCAL_MODEL": ANTHROPIC_BASE_URL is None and ANTHROPIC_API_KEY is None,
     "REDIS_URL": REDIS_URL,
+    # Traces go over OTLP/HTTP when the standard OTEL_EXPORTER_OTLP_ENDPOINT (or its _TRACES_ variant) is set. The
+    # OpenTelemetry SDK and its exporter read the other OTEL_* variables themselves (headers, timeout, sampler,
+    # resource attributes, OTEL_SDK_DISABLED): that is their documented configuration.
+    "TRACES_ENDPOINT": os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT") or "",
+    "SERVICE_NAME": os.environ.get("OTEL_SERVICE_NAME") or "copilot",
 }
+
+# prometheus_client's multiprocess mode: the library reads PROMETHEUS_MULTIPROC_DIR itself when it is first imported
+# (its documented configuration), so it is set here, before anything imports it. The agents workers `serve` starts
+# inherit it and write into the same folder.
+COPILOT["METRICS_DIR"].mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(COPILOT["METRICS_DIR"])
 
 # Background work (agent runs and builds) goes through Django's tasks framework to a database-backed worker.
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["agents"]}}
 
+# LOG_FORMAT=json: one JSON object per line (time, level, logger, message, and the ids of what it is about, from
+# core.log_context); anything else: readable text.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "").strip().lower() or "text"
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use json, or text (the default)")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "ops.logs.JsonFormatter"},
+    },
+    "filters": {"ids": {"()": "ops.logs.LogContextFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             **({"formatter": "json", "filters": ["ids"]} if LOG_FORMAT == "json"
+                                else {"formatter": "plain"})}},
     "root": {"handlers": ["console"], "level": os.environ.get("COPILOT_LOG_LEVEL", "INFO")},
     "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"},
                 # DEBUG (with DJANGO_DEBUG=1) logs every SQL statement Django sends.

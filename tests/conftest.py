@@ -55,6 +55,14 @@ def copilot_settings(settings, local_model, tmp_path_factory):
     return settings.COPILOT
 
 
+@pytest.fixture(scope="session", autouse=True)
+def metrics_of_gone_processes_forgotten():
+    """The metrics folder of the test processes keeps no figures of earlier runs (serve does this at its start)."""
+    from ops.metrics import forget_processes_gone
+
+    forget_processes_gone()
+
+
 @pytest.fixture(autouse=True)
 def fresh_event_log():
     reset_event_log()
@@ -115,6 +123,7 @@ class ServerProcess:
                # Shared by every server a test starts, as in a deployment; each keeps its own CLI home.
                "COPILOT_WORKSPACES_DIR": str(SHARED_WORKSPACES), "COPILOT_REDIS_PREFIX": REDIS_PREFIX,
                "COPILOT_AGENT_WORKERS": "0", "DJANGO_DEBUG": "0", "DJANGO_HTTPS": "0",
+               "COPILOT_SHUTDOWN_DRAIN_SECONDS": "0",  # tests of the drain set their own
                "DJANGO_SETTINGS_MODULE": "copilot_site.settings", **(extra_env or {})}
         self.log_path = var_dir / f"daphne-{self.port}.log"
         self.log = open(self.log_path, "w")

@@ -21,6 +21,7 @@ from claude_agent_sdk import HookMatcher, PermissionResultAllow, PermissionResul
 
 from chat.engine.policy import Allow, ToolGate
 from chat.engine.whole_outputs import WholeOutputs
+from core import log_context
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +132,8 @@ class SessionBinding:
 
     async def _verdict(self, turn: TurnBinding, tool_name: str, tool_input: dict[str, Any],
                        tool_use_id: str | None) -> str | None:
-        decision = turn.gate.check(tool_name, tool_input, tool_use_id)
+        with log_context.bound(tool_call_id=tool_use_id):
+            decision = turn.gate.check(tool_name, tool_input, tool_use_id)
         if not isinstance(decision, Allow):
             return decision.reason
         if tool_use_id is not None and (cancelled := turn.calls.cancel_reason(tool_use_id)):

@@ -33,7 +33,15 @@ class TurnObserver:
         """A context the turn runs inside, start to end (a trace span made current, log context…)."""
         return None
 
+    def cli_scope(self, *, session_id: str) -> contextlib.AbstractContextManager | None:
+        """A context a session's CLI is started in: what it inherits (its trace context) lasts its life, across
+        every turn it serves."""
+        return None
+
     def turn_started(self, turn: TurnInfo) -> None: ...
+
+    def client_acquired(self, turn: TurnInfo, *, warm: bool) -> None:
+        """The turn has its CLI: one kept connected from before (`warm`), or one just started."""
 
     def first_token(self, turn: TurnInfo, *, seconds: float) -> None:
         """The turn's first text or reasoning delta, `seconds` after the turn started."""
@@ -78,15 +86,24 @@ def notify(moment: str, *args: Any, **kwargs: Any) -> None:
             logger.exception("observer %s failed on %s; the turn goes on", type(observer).__name__, moment)
 
 
-@contextlib.contextmanager
-def turn_scope(turn: TurnInfo) -> Iterator[None]:
+def turn_scope(turn: TurnInfo) -> contextlib.AbstractContextManager:
     """Every observer's turn_scope, entered for the turn's life."""
+    return _scopes("turn_scope", turn)
+
+
+def cli_scope(*, session_id: str) -> contextlib.AbstractContextManager:
+    """Every observer's cli_scope, entered while a session's CLI starts."""
+    return _scopes("cli_scope", session_id=session_id)
+
+
+@contextlib.contextmanager
+def _scopes(kind: str, *args: Any, **kwargs: Any) -> Iterator[None]:
     with contextlib.ExitStack() as scopes:
         for observer in _observers:
             try:
-                scope = observer.turn_scope(turn)
+                scope = getattr(observer, kind)(*args, **kwargs)
                 if scope is not None:
                     scopes.enter_context(scope)
             except Exception:
-                logger.exception("observer %s failed to open its turn scope", type(observer).__name__)
+                logger.exception("observer %s failed to open its %s", type(observer).__name__, kind)
         yield

@@ -27,6 +27,12 @@ CLI_ENV_PASSTHROUGH = (
     # The way to the model: a proxy, a private certificate authority.
     "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "no_proxy",
     "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS",
+    # The turn's trace (W3C trace context, which the SDK sets from the current span), and where the CLI sends its
+    # own telemetry when CLAUDE_CODE_ENABLE_TELEMETRY is on. Not the collector's headers: they may hold a secret.
+    "TRACEPARENT", "TRACESTATE",
+    "OTEL_TRACES_EXPORTER", "OTEL_METRICS_EXPORTER", "OTEL_LOGS_EXPORTER",
+    "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
 )
 
 # The largest message the SDK reads from the CLI (its default is 1 MiB). A transcript batch of several

@@ -188,6 +188,7 @@ class TurnRunner:
         healthy = False
         try:
             self.client = await self.pool.acquire(self.spec.session_point())
+            observers.notify("client_acquired", self.info, warm=self.client.warm)
             if self.stop_requested.is_set():
                 healthy = True
                 return

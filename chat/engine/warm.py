@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from claude_agent_sdk import ClaudeSDKClient
 
+from chat.engine import observers
 from chat.engine.binding import SessionBinding
 from chat.engine.capacity import max_warm_clients
 from chat.engine.options import ConversationPoint, session_options
@@ -58,6 +59,7 @@ class WarmClient:
         self.last_used = time.monotonic()
         self.cli_pid: int | None = None
         self._idle_timer: asyncio.Task[None] | None = None
+        self.warm = False  # connected before the turn that now has it asked for it
 
     def fits(self, wanted: SessionPoint) -> bool:
         """Whether this client may serve a turn that needs `wanted`. A model change is made on the client."""
@@ -80,7 +82,8 @@ class WarmClient:
                                   model=self.model, point=self.point)
         try:
             client = ClaudeSDKClient(options)
-            await asyncio.wait_for(client.connect(), CONNECT_TIMEOUT_SECONDS)
+            with observers.cli_scope(session_id=self.session_id):
+                await asyncio.wait_for(client.connect(), CONNECT_TIMEOUT_SECONDS)
         except BaseException as exc:
             self.closed = True
             if not self.ready.done():
@@ -147,6 +150,7 @@ class ClientPool:
                 if client.model != wanted.model:
                     await client.client.set_model(wanted.model)
                     client.model = wanted.model
+                client.warm = True
                 return client
             except Exception:
                 logger.warning("session=%s its warm CLI failed; starting another", wanted.session_id, exc_info=True)

@@ -44,7 +44,8 @@ class Turn(models.Model):
             models.UniqueConstraint(fields=["session"], condition=Q(status="running"),
                                     name="one_running_turn_per_session"),
         ]
-        indexes = [models.Index(fields=["status", "heartbeat_at"])]
+        # started_at: the dashboard's windows (ops.selectors).
+        indexes = [models.Index(fields=["status", "heartbeat_at"]), models.Index(fields=["started_at"])]
 
     def __str__(self) -> str:
         return f"turn {self.id} ({self.status})"
@@ -82,7 +83,7 @@ class ToolCall(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["message", "tool_use_id"], name="tool_call_unique_per_message"),
         ]
-        indexes = [models.Index(fields=["status", "started_at"])]
+        indexes = [models.Index(fields=["status", "started_at"]), models.Index(fields=["started_at"])]
 
     def __str__(self) -> str:
         return f"{self.name} {self.tool_use_id} ({self.status})"

@@ -14,7 +14,7 @@ from chat.actions.turns import (
     do_save_message_parts,
     do_start_turn,
 )
-from chat.events.durable_seq import last_durable_seq as durable_last_seq
+from chat.events.durable_seq import last_durable_seq
 from chat.models import ChatSession, Turn, TurnStatus
 
 _tool_ids = itertools.count()
@@ -26,7 +26,7 @@ def saved_turn(session: ChatSession, *, prompt: str, answer: str, tools: list[di
 
     `dangling` more calls are left without an output after the turn ended, as when a worker is lost.
     """
-    seq = durable_last_seq(str(session.id))
+    seq = last_durable_seq(str(session.id))
     turn = do_start_turn(session=session, text=prompt, client_message_id=uuid.uuid4()).turn
     seq += 1
     do_record_turn_start(turn_id=turn.id, seq=seq)

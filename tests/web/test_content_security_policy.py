@@ -142,6 +142,7 @@ def test_every_page_of_a_user_and_of_staff_sends_the_policy_and_breaks_none_of_i
         "agent": (f"{base}/agents/{agent.id}/", ready_when(".graph-nodes")),
         "API docs": (f"{base}/api/docs/", ready_when("#swagger-ui .opblock")),
         "admin index": (f"{base}/admin/", ready_when("#moderation-module")),
+        "admin dashboard": (f"{base}/admin/dashboard/", ready_when(".ops-dashboard[data-drawn=true]")),
         "admin turns": (f"{base}{reverse('admin:chat_turn_changelist')}", ready_when(".status-badge")),
         "admin tool calls": (f"{base}{reverse('admin:chat_toolcall_changelist')}", ready_when(".status-badge")),
         "admin tool call": (f"{base}{reverse('admin:chat_toolcall_change', args=[call.pk])}", ready_when("pre.json")),

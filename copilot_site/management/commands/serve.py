@@ -68,6 +68,9 @@ class Command(BaseCommand):
             self.stdout.write(f"Local model at {settings.COPILOT['ANTHROPIC_BASE_URL']}")
         else:
             self.stdout.write(f"Model endpoint: {settings.COPILOT['ANTHROPIC_BASE_URL'] or 'Claude (api.anthropic.com)'}")
+        from ops.metrics import forget_processes_gone
+
+        forget_processes_gone()  # the figures of an earlier run's processes; this run's workers start from zero
         workers = self._start_workers()
         try:
             self._serve(host, port, demo)

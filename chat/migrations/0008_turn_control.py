@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('chat', '0006_turn_figures_and_usage'),
+        ('chat', '0007_dashboard_indexes'),
     ]
 
     operations = [
