@@ -8,7 +8,7 @@ import logging
 import uuid
 import weakref
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -26,6 +26,9 @@ from chat.selectors import access_session, session_snapshot
 from core.conf import copilot_setting
 from core.errors import ApplicationError, BadInput, NotFound
 from core.untrusted_json import parse_json
+
+if TYPE_CHECKING:
+    from chat.actions.turns import StartedTurn
 
 logger = logging.getLogger(__name__)
 
@@ -148,14 +151,22 @@ class SessionConsumer(AsyncWebsocketConsumer):
 
     async def on_send(self, frame: dict[str, Any]) -> None:
         text = string_field(frame, "text")
-        try:
-            client_message_id = uuid.UUID(string_field(frame, "client_message_id"))
-        except ValueError:
-            raise FrameError("client_message_id: a UUID is required") from None
+        client_message_id = uuid_field(frame, "client_message_id")
+        edit_of = uuid_field(frame, "edit_of") if frame.get("edit_of") is not None else None
         queue = frame.get("queue", False)
         if not isinstance(queue, bool):
             raise FrameError("queue: true or false")
-        started = await begin_turn(session=self.session, text=text, client_message_id=client_message_id, queue=queue)
+        started = await begin_turn(session=self.session, text=text, client_message_id=client_message_id,
+                                   edit_of=edit_of, queue=queue)
+        await self._ack(client_message_id, started)
+
+    async def on_regenerate(self, frame: dict[str, Any]) -> None:
+        client_message_id = uuid_field(frame, "client_message_id")
+        started = await begin_turn(session=self.session, text="", client_message_id=client_message_id,
+                                   regenerate=uuid_field(frame, "message_id"))
+        await self._ack(client_message_id, started)
+
+    async def _ack(self, client_message_id: uuid.UUID, started: StartedTurn) -> None:
         ack = {"type": "ack", "client_message_id": str(client_message_id), "turn_id": str(started.turn.id),
                "message_id": str(started.turn.user_message_id)}
         await self.send_json({**ack, "queued": True} if started.queued else ack)
@@ -234,8 +245,16 @@ def string_field(frame: dict[str, Any], name: str) -> str:
     return value
 
 
+def uuid_field(frame: dict[str, Any], name: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(string_field(frame, name))
+    except ValueError:
+        raise FrameError(f"{name}: a UUID is required") from None
+
+
 FRAME_HANDLERS = {
     "send": SessionConsumer.on_send,
+    "regenerate": SessionConsumer.on_regenerate,
     "resume": SessionConsumer.on_resume,
     "stop": SessionConsumer.on_stop,
     "ping": SessionConsumer.on_ping,

@@ -48,3 +48,32 @@ class NotRunning(ApplicationError):
 class NotCancellable(ApplicationError):
     code = "not_cancellable"
     http_status = 409
+
+
+class OverBudget(ApplicationError):
+    """The user spent USER_DAILY_BUDGET_USD today."""
+
+    code = "over_budget"
+    http_status = 429
+
+
+class UnknownMessage(ApplicationError):
+    """A message id (to edit, regenerate or show) that is not one of the session's."""
+
+    code = "unknown_message"
+    http_status = 404
+
+
+class BadModel(ApplicationError):
+    code = "bad_model"
+    http_status = 400
+
+
+class BadQuery(ApplicationError):
+    code = "bad_query"
+    http_status = 400
+
+
+class BadFormat(ApplicationError):
+    code = "bad_format"
+    http_status = 400

@@ -15,6 +15,7 @@ from chat.consumers import wait_for_delivery
 from chat.engine.reaper import reap_periodically
 from chat.engine.registry import running_turns
 from chat.events.notices import notice_relay
+from chat.titles import title_writer
 from core.conf import copilot_setting
 
 logger = logging.getLogger(__name__)
@@ -73,5 +74,6 @@ async def stop_everything() -> None:
     _background.clear()
     await notice_relay.stop()
     final_seqs = await running_turns.shutdown()
+    await title_writer.stop()
     # Let open sockets send each interrupted turn's `finish` before the server closes them.
     await wait_for_delivery(final_seqs, timeout=DRAIN_SECONDS)

@@ -12,9 +12,11 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from chat.branches import MessageTree
 from chat.events.chunks import INTERRUPTED
 from chat.events.durable_seq import last_durable_seq
 from chat.models import Approval, ChatSession, Message, SessionNotice, ToolCall, ToolCallStatus, Turn, TurnStatus
+from chat.usage import session_usage
 from core.conf import copilot_setting
 from core.errors import NotFound
 
@@ -65,8 +67,10 @@ def tool_part(tool_call: ToolCall, *, turn_running: bool) -> dict[str, Any]:
     return part
 
 
-def message_dict(message: Message, tool_calls: list[ToolCall], *, turn: Turn | None = None) -> dict[str, Any]:
-    """An AI SDK UIMessage; an assistant message also says how its turn ended (`turn_status`, `error`)."""
+def message_dict(message: Message, tool_calls: list[ToolCall], *, turn: Turn | None = None,
+                 branch: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An AI SDK UIMessage; an assistant message also says how its turn ended (`turn_status`, `error`) and what it
+    cost (`usage`); with `branch`, where it sits among its versions (PROTOCOL §8)."""
     turn_running = turn is not None and turn.status == TurnStatus.RUNNING
     indexed: list[tuple[int, dict[str, Any]]] = [
         (part.get("index", 0), {"type": part["type"], "text": part.get("text", "")}) for part in message.parts
@@ -76,7 +80,9 @@ def message_dict(message: Message, tool_calls: list[ToolCall], *, turn: Turn | N
     result = {"id": str(message.id), "role": message.role, "parts": [part for _, part in indexed],
               "created_at": message.created_at.isoformat()}
     if turn is not None:
-        result.update(turn_status=turn.status, error=turn.error)
+        result.update(turn_status=turn.status, error=turn.error, usage=message.usage)
+    if branch is not None:
+        result["branch"] = branch
     return result
 
 
@@ -98,7 +104,8 @@ def turn_detail_dict(turn: Turn) -> dict[str, Any]:
 
 def session_dict(session: ChatSession) -> dict[str, Any]:
     return {"id": str(session.id), "title": session.title, "created_at": session.created_at.isoformat(),
-            "updated_at": session.updated_at.isoformat(), "approval_mode": session.approval_mode}
+            "updated_at": session.updated_at.isoformat(), "approval_mode": session.approval_mode,
+            "model": effective_model(session)}
 
 
 def pending_approval_dict(approval: Approval) -> dict[str, Any]:
@@ -107,15 +114,32 @@ def pending_approval_dict(approval: Approval) -> dict[str, Any]:
             "input": approval.input, "expires_at": approval.expires_at.isoformat().replace("+00:00", "Z")}
 
 
+def default_model() -> str:
+    """The model of MODELS marked default (MODEL, unless the setting says otherwise)."""
+    return next((model["id"] for model in copilot_setting("MODELS") if model.get("default")), copilot_setting("MODEL"))
+
+
+def effective_model(session: ChatSession) -> str:
+    """The model the session's next turn runs with: its own, or the default."""
+    return session.model or default_model()
+
+
+# Notices that change the session itself rather than report on work: the snapshot shows their effect (the title).
+NOT_REPORTS = ("title",)
+
+
 def session_notices(session_id: Any) -> list[dict[str, Any]]:
-    """The notices a session has heard (events outside turns), in seq order, each as the event that carried it."""
+    """The reports a session has heard (events outside turns about background work), in seq order, each as the
+    event that carried it."""
     return [{"seq": notice.seq, "turn_id": None, "chunk": {"type": notice.chunk_type, "data": notice.payload},
              "created_at": notice.created_at.isoformat()}
-            for notice in SessionNotice.objects.filter(session_id=session_id, seq__isnull=False).order_by("seq")]
+            for notice in SessionNotice.objects.filter(session_id=session_id, seq__isnull=False)
+            .exclude(kind__in=NOT_REPORTS).order_by("seq")]
 
 
 def session_snapshot(session: ChatSession) -> dict[str, Any]:
-    """The session as the client should show it, with `last_seq`: the newest event it includes.
+    """The session as the client should show it, with `last_seq`: the newest event it includes. `messages` are
+    its active branch, each with its `branch`; `usage` sums every answer, on every branch.
 
     Read in one repeatable snapshot of the database, so `last_seq` matches exactly what was read.
     """
@@ -124,6 +148,7 @@ def session_snapshot(session: ChatSession) -> dict[str, Any]:
         if starts_transaction and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        session = ChatSession.objects.filter(pk=session.pk).first() or session  # as of this snapshot
         messages = list(Message.objects.filter(session=session).order_by("position"))
         turns = list(Turn.objects.filter(session=session))
         tool_calls = list(ToolCall.objects.filter(turn__session=session).order_by("part_index"))
@@ -140,12 +165,16 @@ def session_snapshot(session: ChatSession) -> dict[str, Any]:
     queued = sorted((turn for turn in turns if turn.status == TurnStatus.QUEUED), key=lambda turn: turn.queued_at)
     not_started = {message_id for turn in queued for message_id in (turn.user_message_id, turn.assistant_message_id)}
     text_of = {message.id: message.text for message in messages}
+    tree = MessageTree(messages)
     return {
         **session_dict(session),
         "messages": [
-            message_dict(message, calls_by_message.get(message.id, []), turn=turn_of_message.get(message.id))
-            for message in messages if message.id not in not_started  # a queued message joins when it starts
+            message_dict(message, calls_by_message.get(message.id, []), turn=turn_of_message.get(message.id),
+                         branch=tree.branch_dict(message))
+            for message in tree.active_branch(session) if message.id not in not_started  # queued: joins on start
         ],
+        "active_leaf": str(session.active_leaf_id) if session.active_leaf_id else None,
+        "usage": session_usage(messages),
         "active_turn": {**turn_dict(active), "pending_approvals": [pending_approval_dict(a) for a in waiting]}
         if active else None,
         "queued": [{"turn_id": str(turn.id), "message_id": str(turn.user_message_id),

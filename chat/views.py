@@ -11,8 +11,13 @@ from django.views.decorators.http import require_GET, require_POST
 from chat.actions.sessions import do_create_session, do_delete_session, do_rename_session
 from chat.errors import TurnRunning
 from chat.models import ChatSession, TurnStatus
+from chat.search import highlighted, matches_in, search_sessions, search_words
 from chat.selectors import access_session, session_snapshot, sessions_of
+from chat.usage import spent_today
+from core.conf import copilot_setting
 from core.errors import ApplicationError
+
+MAX_SEARCH_RESULTS = 50
 
 
 def own_session(request: HttpRequest, session_id) -> ChatSession:
@@ -22,9 +27,24 @@ def own_session(request: HttpRequest, session_id) -> ChatSession:
 @login_required
 @require_GET
 def session_list(request: HttpRequest) -> HttpResponse:
+    """The user's chats, newest first; with `q`, those that match it, the matches marked."""
+    query = request.GET.get("q", "").strip()
     sessions = sessions_of(request.user).order_by("-updated_at")
-    running = set(sessions.filter(turns__status=TurnStatus.RUNNING).values_list("id", flat=True))
-    return render(request, "chat/session_list.html", {"sessions": sessions, "running": running})
+    context = {"query": query, "results": None}
+    if query:
+        try:
+            words = search_words(query)
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            sessions = list(search_sessions(request.user, words)[:MAX_SEARCH_RESULTS])
+            matches = matches_in(sessions, words)
+            context["results"] = [
+                {"session": session, "title": highlighted(session.title, words),
+                 "snippet": highlighted(matches[session.pk].snippet, words) if matches[session.pk].message_id else []}
+                for session in sessions]
+    running = set(sessions_of(request.user).filter(turns__status=TurnStatus.RUNNING).values_list("id", flat=True))
+    return render(request, "chat/session_list.html", {**context, "sessions": sessions, "running": running})
 
 
 @login_required
@@ -38,7 +58,10 @@ def session_create(request: HttpRequest) -> HttpResponse:
 @require_GET
 def session_page(request: HttpRequest, session_id) -> HttpResponse:
     session = own_session(request, session_id)
-    return render(request, "chat/session.html", {"session": session, "snapshot": session_snapshot(session)})
+    budget = copilot_setting("USER_DAILY_BUDGET_USD")
+    page_data = {"budget_usd": budget, "spent_today_usd": spent_today(request.user.pk)}
+    return render(request, "chat/session.html", {"session": session, "snapshot": session_snapshot(session),
+                                                 "models": copilot_setting("MODELS"), "page_data": page_data})
 
 
 @login_required

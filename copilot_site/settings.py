@@ -227,6 +227,12 @@ COPILOT_DEFAULTS = {
     "MAX_WEBSOCKETS_PER_USER": 50,  # open at once, per server process
     "MAX_WORKSPACE_BYTES": 200 * 1024 * 1024,
     "MAX_UPLOAD_BYTES": 20 * 1024 * 1024,  # one file a person uploads into a workspace
+    # Titles of new chats, written after their first turn by one small request to TITLE_MODEL (at most
+    # TITLE_MAX_TOKENS, within TITLE_TIMEOUT_SECONDS), else made of the first message's words; "" asks no model.
+    "WRITE_TITLES": True,
+    "TITLE_MODEL": "claude-haiku-4-5",
+    "TITLE_MAX_TOKENS": 30,
+    "TITLE_TIMEOUT_SECONDS": 8.0,
     "HEARTBEAT_SECONDS": 15,
     # A socket or event stream whose client stopped reading: once this much waits for it, the server waits
     # for the client to catch up, and drops the connection if it has not within the grace (chat/backlog.py).
@@ -281,6 +287,32 @@ COPILOT_DEFAULTS = {
 }
 
 
+def models_setting(raw: str | None, default_model: str) -> list[dict]:
+    """MODELS from COPILOT_MODELS ("id=Label,id=Label"): the entry whose id is MODEL is the default (MODEL is
+    added first when no entry has its id)."""
+    if raw:
+        pairs = [item.partition("=") for item in raw.split(",") if item.strip()]
+        entries = [(model_id.strip(), label.strip() or model_id.strip()) for model_id, _, label in pairs]
+        if any(not model_id for model_id, _ in entries):
+            raise ImproperlyConfigured(f"COPILOT_MODELS={raw!r}: each entry is id=Label")
+    else:
+        entries = [("claude-sonnet-5", "Claude Sonnet 5"), ("claude-opus-5", "Claude Opus 5"),
+                   ("claude-haiku-4-5", "Claude Haiku 4.5")]
+    if default_model not in {model_id for model_id, _ in entries}:
+        entries.insert(0, (default_model, default_model))
+    return [{"id": model_id, "label": label, "default": model_id == default_model} for model_id, label in entries]
+
+
+def optional_float_setting(name: str) -> float | None:
+    raw = os.environ.get(f"COPILOT_{name}")
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"COPILOT_{name}={raw!r} is not a number") from None
+
+
 def env_setting(name: str, default):
     """COPILOT_<name> from the environment, parsed like `default`; `default` when it is unset."""
     raw = os.environ.get(f"COPILOT_{name}")
@@ -322,6 +354,10 @@ COPILOT = {
     "TRACES_ENDPOINT": os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
         "OTEL_EXPORTER_OTLP_ENDPOINT") or "",
     "SERVICE_NAME": os.environ.get("OTEL_SERVICE_NAME") or "copilot",
+    # The models a chat may choose ({id, label, default}; the default is MODEL), and what one user may spend per
+    # day (UTC) in US dollars, as the CLI prices the turns (None: no budget).
+    "MODELS": models_setting(os.environ.get("COPILOT_MODELS"), env_setting("MODEL", COPILOT_DEFAULTS["MODEL"])),
+    "USER_DAILY_BUDGET_USD": optional_float_setting("USER_DAILY_BUDGET_USD"),
 }
 
 # prometheus_client's multiprocess mode: the library reads PROMETHEUS_MULTIPROC_DIR itself when it is first imported

@@ -10,6 +10,9 @@ from localmodel.script import Step, ToolRequest, message_text
 
 WAIT_REQUEST = re.compile(r"\bwait\s+(\d+(?:\.\d+)?)\s*(?:s|sec|secs|seconds?)?\b", re.I)
 BLOCKS_REQUEST = re.compile(r"\b(list|show|which|what)\b.*\bblocks?\b", re.I)
+TITLE_REQUEST = re.compile(r"^\s*write a (short )?title\b", re.I)  # how a system prompt asks for a chat's title
+LABEL = re.compile(r"^\s*\w+:\s*")
+TITLE_WORDS = 6
 COPILOT_TOOL = "mcp__copilot__{}"
 
 HELP_TEXT = (
@@ -19,11 +22,21 @@ HELP_TEXT = (
 )
 
 
-def demo_step(messages: list[dict[str, Any]], prompt_index: int | None) -> Step:
-    """A deterministic reply to the conversation, calling tools when asked to."""
+def system_text(system: Any) -> str:
+    if isinstance(system, str):
+        return system
+    return "\n".join(block.get("text", "") for block in system or [] if isinstance(block, dict))
+
+
+def demo_step(messages: list[dict[str, Any]], prompt_index: int | None, *, system: Any = None) -> Step:
+    """A deterministic reply to the conversation, calling tools when asked to; asked for a title (the system
+    prompt starts "Write a title"), the first words of the user's first line, in Title Case."""
     if prompt_index is None:
         return Step(text=HELP_TEXT)
     prompt = message_text(messages[prompt_index])
+    if TITLE_REQUEST.match(system_text(system)):
+        first_line = next((line for line in prompt.splitlines() if line.strip()), "")
+        return Step(text=" ".join(word.capitalize() for word in LABEL.sub("", first_line).split()[:TITLE_WORDS]))
     results = _tool_results_since(messages, prompt_index)
     if results:
         return Step(text="Done. " + " ".join(_describe(result) for result in results))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 SCRIPT_MARKER = "#script "
 FAULTS = {"overloaded", "api_error", "drop"}
+ECHOES = {"user_messages"}
 
 
 class ScriptError(ValueError):
@@ -27,17 +28,21 @@ class Step:
     delay_ms: int = 0
     error: str | None = None
     error_times: int | None = None  # None: fail every time
+    echo: str | None = None  # "user_messages": the text is the request's user messages, as JSON
 
     @classmethod
     def parse(cls, raw: Any) -> Step:
         if not isinstance(raw, dict):
             raise ScriptError(f"a step must be an object, not {raw!r}")
-        unknown = set(raw) - {"text", "tools", "delay_ms", "error", "error_times"}
+        unknown = set(raw) - {"text", "tools", "delay_ms", "error", "error_times", "echo"}
         if unknown:
             raise ScriptError(f"unknown step fields: {sorted(unknown)}")
         error = raw.get("error")
         if error is not None and error not in FAULTS:
             raise ScriptError(f"unknown error {error!r}; expected one of {sorted(FAULTS)}")
+        echo = raw.get("echo")
+        if echo is not None and echo not in ECHOES:
+            raise ScriptError(f"unknown echo {echo!r}; expected one of {sorted(ECHOES)}")
         tools = []
         for tool in raw.get("tools") or []:
             if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
@@ -49,7 +54,14 @@ class Step:
             delay_ms=int(raw.get("delay_ms") or 0),
             error=error,
             error_times=raw.get("error_times"),
+            echo=echo,
         )
+
+    def played(self, messages: list[dict[str, Any]]) -> Step:
+        """The step as this request plays it: an `echo` step says what conversation the model was given."""
+        if self.echo != "user_messages":
+            return self
+        return replace(self, text=json.dumps(user_message_texts(messages)), echo=None)
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,22 @@ def is_tool_result_message(message: dict[str, Any]) -> bool:
     return isinstance(content, list) and any(
         isinstance(block, dict) and block.get("type") == "tool_result" for block in content
     )
+
+
+def prompt_text(message: dict[str, Any]) -> str:
+    """What the person wrote in a user message: its text blocks, without the reminders the CLI adds to them."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    return "\n".join(block.get("text", "") for block in content or []
+                     if isinstance(block, dict) and block.get("type") == "text"
+                     and not block.get("text", "").lstrip().startswith("<system-reminder>"))
+
+
+def user_message_texts(messages: list[dict[str, Any]]) -> list[str]:
+    """The texts of the request's user messages (tool results left out), oldest first."""
+    return [prompt_text(message) for message in messages
+            if message.get("role") == "user" and not is_tool_result_message(message) and prompt_text(message).strip()]
 
 
 def parse_script(text: str) -> tuple[Step, ...] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import threading
@@ -19,6 +20,9 @@ logger = logging.getLogger(__name__)
 
 MODEL_NAME = "local-model"
 MAX_FAULT_KEYS = 10_000
+MAX_CACHED_PREFIXES = 10_000
+MIN_CACHEABLE_TOKENS = 1_024  # as the real API: shorter prefixes are not cached
+UNKNOWN_MODEL_PREFIX = "unknown-"  # a model the local model does not have, as the API refuses one (404)
 ERROR_RESPONSES = {
     "overloaded": (529, "overloaded_error", "Overloaded"),
     "api_error": (500, "api_error", "Internal server error"),
@@ -27,6 +31,26 @@ ERROR_RESPONSES = {
 
 def estimate_tokens(payload: Any) -> int:
     return max(1, len(json.dumps(payload, default=str)) // 4)
+
+
+def prompt_segments(body: dict[str, Any]) -> list[Any]:
+    """The request's prompt in the order the API caches it: tools, then system blocks, then message blocks."""
+    system = body.get("system") or []
+    segments: list[Any] = list(body.get("tools") or [])
+    segments += [{"type": "text", "text": system}] if isinstance(system, str) else list(system)
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            segments += content
+        else:
+            segments.append({"role": message.get("role") if isinstance(message, dict) else None, "text": content})
+    return segments
+
+
+def cache_breakpoints(segments: list[Any]) -> list[int]:
+    """Where each prefix marked `cache_control` ends (the number of segments it holds), in order."""
+    return [index + 1 for index, segment in enumerate(segments)
+            if isinstance(segment, dict) and segment.get("cache_control")]
 
 
 def words(text: str) -> list[str]:
@@ -54,6 +78,7 @@ class LocalModel:
         self.keep_requests = keep_requests
         self.requests: list[dict[str, Any]] = []
         self.max_input_tokens: int | None = None  # past this, a request is refused as the real API does
+        self.cached_prefixes: OrderedDict[str, None] = OrderedDict()  # prompt prefixes "in the cache", newest last
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -83,6 +108,9 @@ class LocalModel:
             return api_error(400, "invalid_request_error", "messages: a list is required")
         if self.keep_requests:
             self.requests.append(body)
+        model = body.get("model")
+        if isinstance(model, str) and model.startswith(UNKNOWN_MODEL_PREFIX):
+            return api_error(404, "not_found_error", f"model: {model}")
         input_tokens = estimate_tokens(messages)
         if self.max_input_tokens is not None and input_tokens > self.max_input_tokens:
             return api_error(400, "invalid_request_error",
@@ -93,9 +121,9 @@ class LocalModel:
             step = Step(text=f"Your #script could not be played: {exc}")
         else:
             if position is None:
-                step = demo_step(messages, last_prompt_index(messages))
+                step = demo_step(messages, last_prompt_index(messages), system=body.get("system"))
             else:
-                step = position.step or Step(text="done.")
+                step = (position.step or Step(text="done.")).played(messages)
                 fault_key = f"{request.headers.get('x-claude-code-session-id', '')}|{position.anchor}|{position.index}"
                 if step.error and self._should_fail(fault_key, step):
                     if step.error in ERROR_RESPONSES:
@@ -113,6 +141,34 @@ class LocalModel:
             self.fault_counts.popitem(last=False)
         return step.error_times is None or count <= step.error_times
 
+    def prompt_usage(self, body: dict[str, Any]) -> dict[str, int]:
+        """Input tokens as the API counts them, with prompt caching: of the whole prompt (tools, system, messages),
+        the longest prefix marked `cache_control` that an earlier request wrote is read from the cache; what follows
+        it up to the last mark is written to it; the rest is plain input. Prefixes shorter than
+        MIN_CACHEABLE_TOKENS are not cached."""
+        segments = prompt_segments(body)
+        total = estimate_tokens(segments)
+        usage = {"input_tokens": total, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+        prefixes = [(estimate_tokens(segments[:cut]), self._prefix_key(body, segments[:cut]))
+                    for cut in cache_breakpoints(segments)]
+        prefixes = [(tokens, key) for tokens, key in prefixes if tokens >= MIN_CACHEABLE_TOKENS]
+        if not prefixes:
+            return usage
+        read = max((tokens for tokens, key in prefixes if key in self.cached_prefixes), default=0)
+        written = prefixes[-1][0] - read
+        for _, key in prefixes:
+            self.cached_prefixes.pop(key, None)
+            self.cached_prefixes[key] = None
+        while len(self.cached_prefixes) > MAX_CACHED_PREFIXES:
+            self.cached_prefixes.popitem(last=False)
+        usage.update(cache_read_input_tokens=read, cache_creation_input_tokens=written,
+                     input_tokens=max(1, total - read - written))
+        return usage
+
+    @staticmethod
+    def _prefix_key(body: dict[str, Any], prefix: list[Any]) -> str:
+        return hashlib.sha256(json.dumps([body.get("model"), prefix], sort_keys=True, default=str).encode()).hexdigest()
+
     def content_blocks(self, step: Step) -> list[dict[str, Any]]:
         blocks: list[dict[str, Any]] = []
         if step.text:
@@ -128,8 +184,7 @@ class LocalModel:
             "id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant",
             "model": body.get("model", MODEL_NAME), "content": blocks,
             "stop_reason": "tool_use" if step.tools else "end_turn", "stop_sequence": None,
-            "usage": {"input_tokens": estimate_tokens(body.get("messages")),
-                      "output_tokens": estimate_tokens(blocks)},
+            "usage": {**self.prompt_usage(body), "output_tokens": estimate_tokens(blocks)},
         }
 
     async def stream(self, request: web.Request, body: dict[str, Any], step: Step, *, drop: bool) -> web.StreamResponse:

@@ -51,6 +51,7 @@ def copilot_settings(settings, local_model, tmp_path_factory):
         "CLI_HOME_DIR": var / "claude-home",
         "WORKSPACES_DIR": var / "workspaces",
         "REDIS_PREFIX": REDIS_PREFIX,
+        "WRITE_TITLES": False,  # tests of titles turn it on (a title is written in a task that outlives the turn)
     }
     return settings.COPILOT
 
@@ -122,7 +123,7 @@ class ServerProcess:
                "ANTHROPIC_API_KEY": "local-model-placeholder-key", "COPILOT_VAR_DIR": str(var_dir),
                # Shared by every server a test starts, as in a deployment; each keeps its own CLI home.
                "COPILOT_WORKSPACES_DIR": str(SHARED_WORKSPACES), "COPILOT_REDIS_PREFIX": REDIS_PREFIX,
-               "COPILOT_AGENT_WORKERS": "0", "DJANGO_DEBUG": "0", "DJANGO_HTTPS": "0",
+               "COPILOT_AGENT_WORKERS": "0", "COPILOT_WRITE_TITLES": "0", "DJANGO_DEBUG": "0", "DJANGO_HTTPS": "0",
                "COPILOT_SHUTDOWN_DRAIN_SECONDS": "0",  # tests of the drain set their own
                "DJANGO_SETTINGS_MODULE": "copilot_site.settings", **(extra_env or {})}
         self.log_path = var_dir / f"daphne-{self.port}.log"

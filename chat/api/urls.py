@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from chat.api import stream, views
+from chat.api import files, stream, views
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -11,6 +11,11 @@ urlpatterns = [
     path("sessions/", views.SessionListView.as_view(), name="api-sessions"),
     path("sessions/<str:session_id>/", views.SessionDetailView.as_view(), name="api-session"),
     path("sessions/<str:session_id>/messages/", views.SessionMessagesView.as_view(), name="api-session-messages"),
+    path("sessions/<str:session_id>/messages/<str:message_id>/regenerate/", views.RegenerateView.as_view(),
+         name="api-message-regenerate"),
+    path("sessions/<str:session_id>/files/", files.SessionFilesView.as_view(), name="api-session-files"),
+    path("sessions/<str:session_id>/files/<path:file_path>", files.SessionFileView.as_view(), name="api-session-file"),
+    path("sessions/<str:session_id>/export/", views.SessionExportView.as_view(), name="api-session-export"),
     path("sessions/<str:session_id>/stream/", stream.session_stream, name="api-session-stream"),
     path("sessions/<str:session_id>/stop/", views.SessionStopView.as_view(), name="api-session-stop"),
     path("sessions/<str:session_id>/turns/", views.SessionTurnsView.as_view(), name="api-session-turns"),
@@ -20,4 +25,6 @@ urlpatterns = [
     path("sessions/<str:session_id>/tool-calls/<str:tool_call_id>/cancel/", views.ToolCallCancelView.as_view(),
          name="api-tool-call-cancel"),
     path("turns/<str:turn_id>/", views.TurnDetailView.as_view(), name="api-turn"),
+    path("models/", views.ModelsView.as_view(), name="api-models"),
+    path("usage/", views.UsageView.as_view(), name="api-usage"),
 ]

@@ -5,17 +5,29 @@ from __future__ import annotations
 import uuid
 
 from asgiref.sync import async_to_sync
-from drf_spectacular.utils import extend_schema
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from chat.actions.sessions import do_create_session, do_delete_session, do_rename_session, do_set_approval_mode
+from chat.actions.sessions import (
+    do_choose_model,
+    do_create_session,
+    do_delete_session,
+    do_rename_session,
+    do_set_approval_mode,
+    do_switch_branch,
+)
 from chat.api import serializers as s
 from chat.engine.control import cancel_tool_call, decide_approval, remove_queued_turn
 from chat.engine.registry import begin_turn, stop_turn
+from chat.export import FORMATS, check_format, export_name, exported
 from chat.models import Turn
+from chat.search import matches_in, search_sessions, search_words
 from chat.selectors import (
     access_session,
     session_dict,
@@ -24,7 +36,9 @@ from chat.selectors import (
     turn_detail_dict,
     turn_dict,
 )
+from chat.usage import user_usage
 from core.api.schema import Pagination, error_responses
+from core.conf import copilot_setting
 from core.errors import NotFound
 
 ERROR_TEXTS = {404: "No such session (or another user's)", 409: "Conflicts with the session's state"}
@@ -41,18 +55,26 @@ class SessionListView(GenericAPIView):
     def get_queryset(self):
         return sessions_of(self.request.user).order_by("-updated_at", "id")
 
-    @extend_schema(summary="Your chat sessions, newest first", responses={200: s.SessionSerializer(many=True),
-                                                                          **errors(400)})
+    @extend_schema(summary="Your chat sessions, newest first; with q, those that match it",
+                   parameters=[OpenApiParameter("q", str, description="Words: the sessions in which each of them is "
+                                                "found, in the title or a message; each result has `match`.")],
+                   responses={200: s.SessionMatchSerializer(many=True), **errors(400)})
     def get(self, request):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response([session_dict(session) for session in page])
+        if not request.query_params.get("q", "").strip():
+            page = self.paginate_queryset(self.get_queryset())
+            return self.get_paginated_response([session_dict(session) for session in page])
+        words = search_words(request.query_params["q"])
+        page = self.paginate_queryset(search_sessions(request.user, words))
+        matches = matches_in(page, words)
+        return self.get_paginated_response([{**session_dict(session), "match": matches[session.pk].as_dict()}
+                                            for session in page])
 
     @extend_schema(summary="Start a chat session", request=s.SessionCreateSerializer,
-                   responses={201: s.SessionSerializer, **errors(400, 413, 415)})
+                   responses={201: s.SessionSerializer, **errors(400, 413, 415, 429)})
     def post(self, request):
         serializer = s.SessionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        session = do_create_session(owner=request.user, title=serializer.validated_data["title"])
+        session = do_create_session(owner=request.user, title=serializer.validated_data.get("title"))
         return Response(session_dict(session), status=status.HTTP_201_CREATED)
 
 
@@ -64,18 +86,25 @@ class SessionDetailView(GenericAPIView):
     def get(self, request, session_id):
         return Response(session_snapshot(access_session(user=request.user, session_id=session_id)))
 
-    @extend_schema(summary="Rename the session, or set its approval mode", request=s.SessionUpdateSerializer,
-                   responses={200: s.SessionSerializer, **errors(400, 413, 415)})
+    @extend_schema(summary="Rename the session, set its approval mode, choose its model, or switch the branch it shows",
+                   request=s.SessionUpdateSerializer,
+                   responses={200: s.SessionSnapshotSerializer, **errors(400, 409, 413, 415)},
+                   description="Answers the session as GET does. `active_leaf`: any message of the session; the "
+                               "branch through it, down to its newest message, is shown and continued.")
     def patch(self, request, session_id):
         session = access_session(user=request.user, session_id=session_id)
         serializer = s.SessionUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         changes = serializer.validated_data
+        if "model" in changes:
+            do_choose_model(session=session, model=changes["model"])
+        if "active_leaf" in changes:
+            do_switch_branch(session=session, message_id=changes["active_leaf"])
         if "title" in changes:
-            session = do_rename_session(session=session, title=changes["title"])
+            do_rename_session(session=session, title=changes["title"])
         if "approval_mode" in changes:
-            session = do_set_approval_mode(session=session, mode=changes["approval_mode"])
-        return Response(session_dict(session))
+            do_set_approval_mode(session=session, mode=changes["approval_mode"])
+        return Response(session_snapshot(session))
 
     @extend_schema(summary="Delete the session (not while a turn runs)", responses={204: None, **errors(409)})
     def delete(self, request, session_id):
@@ -98,9 +127,78 @@ class SessionMessagesView(GenericAPIView):
         started = async_to_sync(begin_turn)(
             session=session, text=serializer.validated_data["text"],
             client_message_id=serializer.validated_data.get("client_message_id") or uuid.uuid4(),
-            queue=serializer.validated_data["queue"])
+            edit_of=serializer.validated_data.get("edit_of"), queue=serializer.validated_data["queue"])
         accepted = {"turn_id": str(started.turn.id), "message_id": str(started.turn.user_message_id)}
         return Response({**accepted, "queued": True} if started.queued else accepted, status=status.HTTP_202_ACCEPTED)
+
+
+class RegenerateView(GenericAPIView):
+    serializer_class = s.RegenerateSerializer
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "messages"
+
+    @extend_schema(summary="A new answer to the user message that this answer answers (regenerate, or retry)",
+                   request=s.RegenerateSerializer, responses={202: s.TurnAcceptedSerializer, **errors(400, 409, 429)},
+                   description="`message_id` in the answer is the user message answered, as for a send. The earlier "
+                               "answer is kept as a branch. Idempotent on client_message_id.")
+    def post(self, request, session_id, message_id):
+        session = access_session(user=request.user, session_id=session_id)
+        serializer = s.RegenerateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            answer_id = uuid.UUID(str(message_id))
+        except ValueError:
+            raise NotFound("no such answer in this chat") from None
+        started = async_to_sync(begin_turn)(
+            session=session, text="", regenerate=answer_id,
+            client_message_id=serializer.validated_data.get("client_message_id") or uuid.uuid4())
+        return Response({"turn_id": str(started.turn.id), "message_id": str(started.turn.user_message_id)},
+                        status=status.HTTP_202_ACCEPTED)
+
+
+class FormatIsOurs(DefaultContentNegotiation):
+    """`?format=` names the export's format here, not one of DRF's renderers."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class SessionExportView(GenericAPIView):
+    serializer_class = s.SessionSnapshotSerializer
+    content_negotiation_class = FormatIsOurs
+
+    @extend_schema(summary="The session's active branch as a file: Markdown or JSON, with tool calls",
+                   parameters=[OpenApiParameter("format", str, enum=list(FORMATS), default="markdown")],
+                   responses={(200, "text/markdown"): OpenApiResponse(OpenApiTypes.STR, description="As Markdown"),
+                              (200, "application/json"): OpenApiResponse(OpenApiTypes.OBJECT, description="As JSON"),
+                              **errors(400)})
+    def get(self, request, session_id):
+        session = access_session(user=request.user, session_id=session_id)
+        export_format = check_format(request.query_params.get("format", "markdown"))
+        snapshot = session_snapshot(session)
+        response = HttpResponse(exported(snapshot, export_format), content_type=FORMATS[export_format][0])
+        response["Content-Disposition"] = f'attachment; filename="{export_name(snapshot, export_format)}"'
+        return response
+
+
+class ModelsView(GenericAPIView):
+    serializer_class = s.ModelSerializer
+    pagination_class = None
+
+    @extend_schema(summary="The models a session may use (MODELS)", responses={200: s.ModelSerializer(many=True),
+                                                                               **errors()})
+    def get(self, request):
+        return Response([{"id": m["id"], "label": m["label"], "default": bool(m.get("default"))}
+                         for m in copilot_setting("MODELS")])
+
+
+class UsageView(GenericAPIView):
+    serializer_class = s.UserUsageSerializer
+
+    @extend_schema(summary="What you spent today and on each of the last 30 days, and what is left of the budget",
+                   responses={200: s.UserUsageSerializer, **errors()})
+    def get(self, request):
+        return Response(user_usage(request.user.pk))
 
 
 class SessionStopView(GenericAPIView):

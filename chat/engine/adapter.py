@@ -24,6 +24,8 @@ from chat.events import chunks
 from chat.events.chunks import Chunk
 
 RETRIED_AWAY = "interrupted: the model's answer was cut off and retried"
+BUDGET_REACHED = ("stopped: this turn used up what was left of today's budget (USER_DAILY_BUDGET_USD); "
+                  "it renews at midnight UTC")
 
 
 @dataclass
@@ -237,7 +239,9 @@ class TurnAdapter:
         self.sdk_session_id = message.session_id or self.sdk_session_id
         is_error = bool(message.is_error) or message.subtype != "success"
         error_text = ""
-        if is_error:
+        if message.subtype == "error_max_budget_usd":
+            error_text = BUDGET_REACHED
+        elif is_error:
             error_text = self.api_error_text or (message.result or "") or message.subtype
         self.outcome = TurnOutcome(is_error=is_error, error_text=error_text, sdk_session_id=self.sdk_session_id,
                                    usage=usage_of(message))

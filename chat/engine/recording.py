@@ -123,7 +123,8 @@ class TurnRecorder:
 
     async def remember_sdk_session(self, sdk_session_id: str) -> None:
         """The SDK conversation, saved as soon as it exists: even a turn whose process dies continues it."""
-        await record_sdk_session(session_id=self.ids.session_id, sdk_session_id=sdk_session_id)
+        await record_sdk_session(session_id=self.ids.session_id, sdk_session_id=sdk_session_id,
+                                 turn_id=self.ids.turn_id)
 
     async def finish(self, *, status: str, error: str, sdk_session_id: str,
                      usage: dict[str, Any] | None) -> int | None:

@@ -14,7 +14,8 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from chat.actions.turns import StartedTurn, do_claim_turn, do_start_next_queued_turn, do_start_turn
+from chat.actions.turns import StartedTurn, do_claim_turn, do_regenerate_turn, do_start_next_queued_turn, do_start_turn
+from chat.branches import branch_of, resume_point
 from chat.engine.capacity import Admission
 from chat.engine.options import ConversationPoint
 from chat.engine.runner import TurnRunner, TurnSpec
@@ -23,7 +24,8 @@ from chat.errors import NothingRunning
 from chat.events.factory import get_event_log
 from chat.limits import check_rate
 from chat.models import ChatSession, Turn, TurnStatus
-from chat.selectors import last_ended_turn_id
+from chat.selectors import default_model, last_ended_turn_id
+from chat.usage import budget_left
 from core.conf import copilot_setting
 
 logger = logging.getLogger(__name__)
@@ -181,10 +183,15 @@ running_turns = RunningTurns()
 
 
 @database_sync_to_async
-def _start_turn_in_db(session: ChatSession, text: str, client_message_id: uuid.UUID,
-                      queue: bool) -> tuple[StartedTurn, TurnSpec | None]:
+def _start_turn_in_db(session: ChatSession, text: str, client_message_id: uuid.UUID, *, queue: bool = False,
+                      edit_of: uuid.UUID | None = None,
+                      regenerate: uuid.UUID | None = None) -> tuple[StartedTurn, TurnSpec | None]:
     """Save the turn; the spec of a new one that this process runs (it claimed it), else None."""
-    started = do_start_turn(session=session, text=text, client_message_id=client_message_id, queue=queue)
+    if regenerate is not None:
+        started = do_regenerate_turn(session=session, answer_id=regenerate, client_message_id=client_message_id)
+    else:
+        started = do_start_turn(session=session, text=text, client_message_id=client_message_id, queue=queue,
+                                edit_of=edit_of)
     if not started.created or started.queued or not do_claim_turn(turn_id=started.turn.id):
         return started, None
     return started, turn_spec(started.turn)
@@ -198,19 +205,31 @@ def next_queued_spec(session_id: str) -> TurnSpec | None:
 def turn_spec(turn: Turn) -> TurnSpec:
     """What a runner needs of a turn, read afresh (a socket may hold its session object for hours)."""
     session = ChatSession.objects.get(pk=turn.session_id)
+    user_message, answer = turn.user_message, turn.assistant_message
+    point = resume_point(user_message.parent_id)  # the model sees the branch the prompt follows
     return TurnSpec(turn_id=turn.id, session_id=session.id, assistant_message_id=turn.assistant_message_id,
-                    user_message_id=turn.user_message_id, prompt=turn.user_message.text,
-                    sdk_session_id=session.sdk_session_id, owner_id=session.owner_id,
-                    after_turn_id=last_ended_turn_id(session.id, before=turn), approval_mode=session.approval_mode)
+                    user_message_id=turn.user_message_id, prompt=user_message.text,
+                    sdk_session_id=point.sdk_session_id, resume_session_at=point.resume_session_at,
+                    fork_session=point.fork_session, owner_id=session.owner_id,
+                    model=session.model or default_model(), max_budget_usd=budget_left(session.owner_id),
+                    after_turn_id=last_ended_turn_id(session.id, before=turn), approval_mode=session.approval_mode,
+                    branch={"parent_id": str(user_message.parent_id) if user_message.parent_id else None,
+                            "branch": branch_of(user_message), "answer_branch": branch_of(answer)})
 
 
 def session_point(session_id: Any) -> SessionPoint | None:
-    """What the session's next turn will need of a CLI, to start one ahead of it; None for an unknown session."""
+    """What the session's next turn will need of a CLI, to start one ahead of it (a turn continuing the branch
+    shown); None for an unknown session."""
     session = ChatSession.objects.filter(pk=session_id).first()
     if session is None:
         return None
-    return SessionPoint(session_id=str(session.id), owner_id=session.owner_id, model=copilot_setting("MODEL"),
-                        point=ConversationPoint(sdk_session_id=session.sdk_session_id),
+    point = resume_point(session.active_leaf_id)
+    return SessionPoint(session_id=str(session.id), owner_id=session.owner_id,
+                        model=session.model or default_model(),
+                        point=ConversationPoint(sdk_session_id=point.sdk_session_id,
+                                                resume_session_at=point.resume_session_at,
+                                                fork_session=point.fork_session,
+                                                max_budget_usd=budget_left(session.owner_id)),
                         after_turn_id=last_ended_turn_id(session.id))
 
 
@@ -223,12 +242,17 @@ async def prewarm(*, session_id: str) -> None:
         running_turns.pool.prewarm(point)
 
 
-async def begin_turn(*, session: ChatSession, text: str, client_message_id: uuid.UUID,
-                     queue: bool = False) -> StartedTurn:
-    """Save the user's message and start its turn in this process (or return the earlier one); with `queue`, a
-    turn while another runs waits for its place (it starts when the one before it ends)."""
+async def begin_turn(*, session: ChatSession, text: str, client_message_id: uuid.UUID, queue: bool = False,
+                     edit_of: uuid.UUID | None = None, regenerate: uuid.UUID | None = None) -> StartedTurn:
+    """Save the user's message and start its turn in this process (or return the earlier one).
+
+    With `queue`, a message sent while a turn runs waits for its place (it starts when the one before it ends).
+    With `edit_of` the message is a new version of that user message; with `regenerate` (an answer's id) no
+    message is saved and the turn answers that answer's user message again (`text` is not used).
+    """
     await check_rate("turns", str(session.owner_id))
-    started, spec = await _start_turn_in_db(session, text, client_message_id, queue)
+    started, spec = await _start_turn_in_db(session, text, client_message_id, queue=queue, edit_of=edit_of,
+                                            regenerate=regenerate)
     if spec is not None:
         running_turns.launch(running_turns.new_runner(spec))
     return started

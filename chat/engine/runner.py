@@ -59,6 +59,7 @@ class TurnSpec:
     max_budget_usd: float | None = None  # what the turn may spend (the SDK stops it past that)
     resume_session_at: str | None = None  # continue the SDK conversation from this entry (a branch)
     fork_session: bool = False  # …as a new SDK session, leaving the old one as it was
+    branch: dict[str, Any] | None = None  # where the prompt and answer sit among their versions (data-user-message)
     approval_mode: str = "auto"  # "ask": every call the policy allows waits for the user (PROTOCOL §7)
 
     def session_point(self) -> SessionPoint:
@@ -124,7 +125,8 @@ class TurnRunner:
                                          name=f"time limit {self.spec.turn_id}")
         try:
             await self.emit(chunks.start(str(self.spec.assistant_message_id)))
-            await self.emit(chunks.user_message(str(self.spec.user_message_id), self.spec.prompt))
+            await self.emit(chunks.user_message(str(self.spec.user_message_id), self.spec.prompt,
+                                                **(self.spec.branch or {})))
             await self._drive_sdk()
             outcome = self.adapter.outcome
             if self.stop_requested.is_set():

@@ -192,8 +192,9 @@ class ClientPool:
 
     def prewarm(self, wanted: SessionPoint) -> None:
         """Start the session's CLI ahead of its next turn, when none is warm and there is a free slot (a prewarm
-        never closes another session's client)."""
-        if not copilot_setting("WARM_CLIENTS") or self.count() >= max_warm_clients():
+        never closes another session's client). A branch's turn forks its CLI's conversation: none waits for it."""
+        forks = wanted.point.resume_session_at is not None or wanted.point.fork_session
+        if not copilot_setting("WARM_CLIENTS") or forks or self.count() >= max_warm_clients():
             return
         existing = self.clients.get(wanted.session_id)
         if existing is not None and (existing.busy or existing.fits(wanted)):

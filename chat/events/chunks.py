@@ -147,8 +147,9 @@ def data(name: str, payload: Any) -> DataChunk:
     return {"type": f"data-{name}", "data": payload}
 
 
-def user_message(message_id: str, text: str) -> DataChunk:
-    return data("user-message", {"message_id": message_id, "text": text})
+def user_message(message_id: str, text: str, **where: Any) -> DataChunk:
+    """The turn's prompt; `where` says where it sits in the conversation (parent_id, branch, answer_branch)."""
+    return data("user-message", {"message_id": message_id, "text": text, **where})
 
 
 def turn_status(turn_id: str, status: str) -> DataChunk:

@@ -20,7 +20,8 @@ class TurnStatus(models.TextChoices):
 class Turn(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="turns")
-    user_message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="prompted_turn")
+    # A user message may be answered more than once (regenerate, retry): each answer has a turn of its own.
+    user_message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="prompted_turns")
     assistant_message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="answered_turn")
     status = models.CharField(max_length=16, choices=TurnStatus.choices, default=TurnStatus.RUNNING)
     queued_at = models.DateTimeField(null=True, blank=True)  # when it was queued; its place in the queue
@@ -37,12 +38,20 @@ class Turn(models.Model):
     first_token_at = models.DateTimeField(null=True, blank=True)
     model_retries = models.PositiveIntegerField(default=0)
     policy_denials = models.PositiveIntegerField(default=0)
+    # The request that started it (a send's, or a regenerate's): the same id again starts nothing new.
+    client_message_id = models.UUIDField(null=True, blank=True)
+    # Where its conversation lives in the SDK's store: the SDK session, and its last transcript entry once the
+    # turn ended, which a branch from this turn resumes at.
+    sdk_session_id = models.CharField(max_length=64, blank=True, default="")
+    sdk_leaf_uuid = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-started_at"]
         constraints = [
             models.UniqueConstraint(fields=["session"], condition=Q(status="running"),
                                     name="one_running_turn_per_session"),
+            models.UniqueConstraint(fields=["session", "client_message_id"], condition=Q(client_message_id__isnull=False),
+                                    name="turn_client_id_unique"),
         ]
         # started_at: the dashboard's windows (ops.selectors).
         indexes = [models.Index(fields=["status", "heartbeat_at"]), models.Index(fields=["started_at"])]

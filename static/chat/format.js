@@ -31,3 +31,22 @@ export function pretty(value) {
 export function seconds(since) {
   return `${Math.max(0, Math.floor((Date.now() - Date.parse(since)) / 1000))}s`;
 }
+
+/** A size in bytes, as people read it. */
+export function bytes(count) {
+  if (count < 1024) return `${count} B`;
+  if (count < 1024 * 1024) return `${(count / 1024).toFixed(1)} kB`;
+  return `${(count / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** Dollars: cents and below shown to the tenth of a cent, so small turns do not read $0.00. */
+export function dollars(amount) {
+  const value = Number(amount) || 0;
+  return `$${value < 1 ? value.toFixed(4) : value.toFixed(2)}`;
+}
+
+/** A token count: 1234 → "1.2k". */
+export function tokens(count) {
+  const value = Number(count) || 0;
+  return value >= 1000 ? `${(value / 1000).toFixed(1)}k` : String(value);
+}

@@ -1,9 +1,9 @@
-// One item of the timeline: a message (a header with its time, its parts, a footer) or a background report.
+// One item of the timeline: a message (a header with its time and its versions "‹ 2/3 ›", its parts, a footer with
+// its actions — copy, edit, regenerate, retry — and what the answer cost) or a background report.
 // A message keeps a view per part, keyed by the part's key, and redraws only the parts whose revision changed.
-// Room for what comes next: `.message-controls` in the header (branch arrows "‹ 2/3 ›"), `.message-actions` and
-// `.message-meta` in the footer (edit, regenerate, retry; the turn's cost).
+// Buttons carry `data-action`; the timeline handles their clicks.
 import { element, setHidden, setText } from "./dom.js";
-import { pretty, showTime } from "./format.js";
+import { dollars, pretty, showTime, tokens } from "./format.js";
 import { MarkdownView } from "./markdown.js";
 import { ToolCard } from "./tool-card.js";
 
@@ -51,6 +51,11 @@ export class MessageView {
     const label = element("span", "visually-hidden", message.role === "user" ? "You said:" : "Copilot:");
     this.time = element("time", "message-time");
     this.controls = element("span", "message-controls");
+    this.controls.hidden = true;
+    this.previous = actionButton("branch-previous", "‹", "Previous version");
+    this.position = element("span", "branch-position");
+    this.next = actionButton("branch-next", "›", "Next version");
+    this.controls.append(this.previous, this.position, this.next);
     header.append(label, this.time, this.controls);
     this.parts = element("div", "parts");
     this.error = element("p", "error");
@@ -64,13 +69,19 @@ export class MessageView {
       this.copy.type = "button";
       this.copy.dataset.label = "Copy";
       this.copy.setAttribute("aria-label", "Copy answer");
-      this.actions.append(this.copy);
+      this.regenerate = actionButton("regenerate", "Regenerate", "Regenerate");
+      this.retry = actionButton("retry", "Retry", "Retry");
+      this.actions.append(this.copy, this.regenerate, this.retry);
+    } else {
+      this.edit = actionButton("edit", "Edit", "Edit");
+      this.actions.append(this.edit);
     }
     this.footer.append(this.actions, this.meta);
     this.element.append(header, this.parts, this.error, this.footer);
     this.partViews = new Map(); // part key → {view, part, rev}
     this.message = null;
     this.createdAt = null;
+    this.editor = null;
   }
 
   update(message) {
@@ -84,6 +95,72 @@ export class MessageView {
     setText(this.error, error);
     setHidden(this.error, !error);
     if (this.copy) setHidden(this.copy, !message.parts.some((part) => part.type === "text" && part.text));
+    this.drawBranch(message.branch);
+    if (message.role === "assistant") {
+      const status = message.turn_status;
+      setHidden(this.regenerate, status !== "completed" && status !== "stopped");
+      setHidden(this.retry, status !== "failed" && status !== "interrupted");
+      this.drawCost(message.usage);
+    }
+  }
+
+  drawBranch(branch) {
+    const count = branch ? branch.count : 1;
+    setHidden(this.controls, count < 2);
+    if (count < 2) return;
+    setText(this.position, `${branch.index + 1}/${count}`);
+    this.position.setAttribute("aria-label", `Version ${branch.index + 1} of ${count}`);
+    this.previous.disabled = branch.index === 0;
+    this.next.disabled = branch.index === count - 1;
+  }
+
+  drawCost(usage) {
+    if (!usage) {
+      setText(this.meta, "");
+      return;
+    }
+    setText(this.meta, `${dollars(usage.cost_usd)} · ${tokens(usage.input_tokens + usage.cache_read_input_tokens
+      + usage.cache_creation_input_tokens)} in, ${tokens(usage.output_tokens)} out`);
+    this.meta.title = `${usage.input_tokens} input tokens, ${usage.cache_read_input_tokens} read from the cache, `
+      + `${usage.cache_creation_input_tokens} written to it, ${usage.output_tokens} output tokens`;
+  }
+
+  /** Edit the message in place: a box with its text, Save (sends the new version) and Cancel. */
+  startEditing(onSave) {
+    if (this.editor) return;
+    const text = this.message.parts.filter((part) => part.type === "text").map((part) => part.text).join("\n");
+    const form = element("form", "message-editor");
+    const label = element("label", "visually-hidden", "Edited text");
+    const box = element("textarea");
+    box.id = `edit-${this.message.id}`;
+    label.htmlFor = box.id;
+    box.value = text;
+    box.rows = Math.min(12, text.split("\n").length + 1);
+    const save = element("button", "", "Save");
+    save.type = "submit";
+    const cancel = element("button", "secondary", "Cancel");
+    cancel.type = "button";
+    const buttons = element("div", "editor-buttons");
+    buttons.append(cancel, save);
+    form.append(label, box, buttons);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!box.value.trim()) return;
+      onSave(box.value);
+      this.stopEditing();
+    });
+    cancel.addEventListener("click", () => this.stopEditing());
+    this.editor = form;
+    this.parts.hidden = true;
+    this.element.insertBefore(form, this.error);
+    box.focus();
+  }
+
+  stopEditing() {
+    if (!this.editor) return;
+    this.editor.remove();
+    this.editor = null;
+    this.parts.hidden = false;
   }
 
   drawParts(message) {
@@ -120,6 +197,15 @@ export class MessageView {
     for (const entry of this.partViews.values()) entry.view.remove();
     this.element.remove();
   }
+}
+
+function actionButton(action, text, label) {
+  const button = element("button", `message-action ${action}`, text);
+  button.type = "button";
+  button.dataset.action = action;
+  button.setAttribute("aria-label", label);
+  button.hidden = action === "regenerate" || action === "retry";
+  return button;
 }
 
 /** Background work reporting back (an agent run or build), PROTOCOL §6. */

@@ -1,21 +1,37 @@
-// The session as the page knows it (PROTOCOL §2-§4): messages, their parts, background reports, the turn's
-// state, and how each websocket frame changes it. No DOM here: every change is recorded in `changes` for the
-// views to draw: which timeline items changed, whether the timeline's order changed, whether the controls did.
+// The session as the page knows it (PROTOCOL §2-§4, §8): the messages of the branch shown, their parts and
+// versions, background reports, the title, what the chat cost and what is left of today's budget, the turn's state,
+// and how each websocket frame changes it. No DOM here: every change is recorded in `changes` for the views to
+// draw: which timeline items changed, whether the timeline's order changed, whether the controls (the header, the
+// composer) did.
 
 const ENDED = new Set(["output-available", "output-error"]);
+const ZERO_USAGE = { input_tokens: 0, output_tokens: 0, cache_read_input_tokens: 0, cache_creation_input_tokens: 0,
+  cost_usd: 0 };
 
 export class ChatState {
-  constructor(snapshot) {
+  constructor(snapshot, { budget = null, spentToday = 0 } = {}) {
     this.changes = { order: true, items: new Set(), controls: true };
     this.stopping = false;
     this.notice = "";
+    this.budget = budget; // USER_DAILY_BUDGET_USD, null when there is none
+    this.spentToday = spentToday;
+    this.stale = false; // the server continues a branch this page does not show: it needs the snapshot
     this.load(snapshot);
+  }
+
+  /** What is left of today's budget, null without one. */
+  get budgetLeft() {
+    return this.budget === null ? null : Math.max(0, this.budget - this.spentToday);
   }
 
   /** Replace everything with a snapshot (the page's own, or a `snapshot` frame). */
   load(snapshot) {
     this.session = snapshot;
     this.lastSeq = snapshot.last_seq;
+    this.title = snapshot.title;
+    this.model = snapshot.model;
+    this.usage = { ...ZERO_USAGE, ...(snapshot.usage || {}) };
+    this.stale = false;
     this.items = new Map(); // key → {kind: "message"|"report", key, at, message|report}
     this.order = []; // keys, oldest first
     this.toolParts = new Map(); // toolCallId → the part, wherever its message is
@@ -68,8 +84,9 @@ export class ChatState {
   applyEvent(frame) {
     if (frame.seq <= this.lastSeq) return false; // already shown
     this.lastSeq = frame.seq;
-    if (frame.turn_id === null) this.addReport({ seq: frame.seq, chunk: frame.chunk, created_at: this.nowAfterEverything() });
-    else this.applyChunk(frame.chunk);
+    if (frame.turn_id !== null) this.applyChunk(frame.chunk);
+    else if (frame.chunk.type === "data-title") this.setControls({ title: frame.chunk.data.title });
+    else this.addReport({ seq: frame.seq, chunk: frame.chunk, created_at: this.nowAfterEverything() });
     return true;
   }
 
@@ -78,14 +95,25 @@ export class ChatState {
     switch (chunk.type) {
       case "start":
         this.current = this.assistantMessage(chunk.messageId);
+        this.current.turn_status = "running";
         this.setControls({ running: true, notice: "" });
         break;
       case "data-user-message":
-        if (!this.items.has(chunk.data.message_id)) {
-          const createdAt = current ? current.created_at : new Date().toISOString();
-          const message = { id: chunk.data.message_id, role: "user", created_at: createdAt,
-            parts: [{ type: "text", text: chunk.data.text }] };
-          this.insert(this.messageItem(message, "s"), current ? current.id : null);
+        this.placePrompt(chunk.data, current);
+        break;
+      case "data-usage":
+        if (current) {
+          current.usage = chunk.data;
+          this.touch(current);
+        }
+        for (const name of Object.keys(ZERO_USAGE)) this.usage[name] += Number(chunk.data[name]) || 0;
+        this.spentToday += Number(chunk.data.cost_usd) || 0;
+        this.setControls();
+        break;
+      case "data-turn":
+        if (current) {
+          current.turn_status = chunk.data.status;
+          this.touch(current);
         }
         break;
       case "text-start":
@@ -144,6 +172,50 @@ export class ChatState {
       default:
         break; // start-step, finish-step, data-turn and chunks this page does not show
     }
+  }
+
+  /**
+   * A turn's prompt (`data-user-message`): the turn continues the branch through the message it follows
+   * (`parent_id`), so whatever this page shows after that point is another branch and goes; the prompt (unless it is
+   * there already: a regenerated answer) and the answer take its place, with their versions (`branch`).
+   */
+  placePrompt(data, current) {
+    if ("parent_id" in data) {
+      const after = this.items.has(data.message_id) ? data.message_id : data.parent_id;
+      if (after !== null && !this.items.has(after)) this.stale = true; // a branch this page does not show
+      else this.dropMessagesAfter(after, current);
+    }
+    let prompt = this.message(data.message_id);
+    if (!prompt) {
+      const createdAt = current ? current.created_at : new Date().toISOString();
+      prompt = { id: data.message_id, role: "user", created_at: createdAt, parts: [{ type: "text", text: data.text }] };
+      this.insert(this.messageItem(prompt, "s"), current ? current.id : null);
+    }
+    if (data.branch) {
+      prompt.branch = data.branch;
+      this.touch(prompt);
+    }
+    if (current && data.answer_branch) {
+      current.branch = data.answer_branch;
+      this.touch(current);
+    }
+  }
+
+  /** Take off the timeline every message after `key` (null: every message), except `keep`; reports stay. */
+  dropMessagesAfter(key, keep) {
+    const at = key === null ? -1 : this.order.indexOf(key);
+    const dropped = this.order.slice(at + 1).filter((other) => {
+      const item = this.items.get(other);
+      return item.kind === "message" && (!keep || other !== keep.id);
+    });
+    if (!dropped.length) return;
+    for (const other of dropped) {
+      for (const part of this.items.get(other).message.parts) if (part.toolCallId) this.toolParts.delete(part.toolCallId);
+      this.items.delete(other);
+    }
+    const gone = new Set(dropped);
+    this.order = this.order.filter((other) => !gone.has(other));
+    this.changes.order = true;
   }
 
   // --- building blocks ------------------------------------------------------------------------------------------

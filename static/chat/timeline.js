@@ -2,7 +2,8 @@
 // whose place changed and redraws only the items that changed. Items sit in chunks of CHUNK_SIZE, and the browser
 // skips the layout and paint of chunks off screen (CSS content-visibility): a streamed turn then costs about the
 // same in a long chat as in an empty one. It keeps the newest message in view while the reader is at the bottom of
-// the page (whenever the list's size changes), and handles every copy button.
+// the page (whenever the list's size changes), and handles every copy button and message action (edit, regenerate,
+// retry, switching versions), which it hands to `onAction(action, messageId, view)`.
 import { copyFor } from "./copy.js";
 import { element } from "./dom.js";
 import { codeOf } from "./markdown.js";
@@ -12,9 +13,10 @@ const AT_BOTTOM_PX = 80;
 const CHUNK_SIZE = 8;
 
 export class Timeline {
-  constructor(list, state) {
+  constructor(list, state, { onAction = () => {} } = {}) {
     this.list = list;
     this.state = state;
+    this.onAction = onAction;
     this.views = new Map(); // item key → MessageView | ReportView
     this.chunks = []; // the list's children, each holding up to CHUNK_SIZE items' elements
     this.following = true; // a chat opens at its newest message
@@ -86,7 +88,18 @@ export class Timeline {
     page.scrollTop = page.scrollHeight;
   }
 
+  /** The view of a message, when it is shown. */
+  viewOf(messageId) {
+    return this.views.get(messageId);
+  }
+
   onClick(event) {
+    const action = event.target.closest("button[data-action]");
+    if (action) {
+      const messageId = action.closest(".message").dataset.messageId;
+      this.onAction(action.dataset.action, messageId, this.views.get(messageId));
+      return;
+    }
     const button = event.target.closest("button.copy");
     if (!button) return;
     if (button.classList.contains("copy-code")) copyFor(button, codeOf(button));

@@ -1,8 +1,11 @@
 // A tool call's card, kept for its toolCallId: name, a glimpse of its input, its state with the time it has run,
-// and, once opened, its input and output or error. `actions` is where per-call controls go (cancel, approval);
-// the card shows it when it holds something.
-import { element, setText } from "./dom.js";
+// and, once opened, its input and output or error. `actions` is where per-call controls go (cancel, approval) and
+// the download link of a file the copilot wrote; the card shows it when it holds something.
+import { element, setHidden, setText } from "./dom.js";
+import { fileUrl, workspacePath } from "./files.js";
 import { pretty, seconds, summarise } from "./format.js";
+
+const WRITING_TOOLS = new Set(["Write", "Edit", "MultiEdit", "NotebookEdit"]);
 
 const STATE_LABELS = { running: "running", done: "done", error: "error", interrupted: "interrupted" };
 const ticking = new Set(); // running cards: their elapsed time is redrawn every second
@@ -61,6 +64,19 @@ export class ToolCard {
     }
     this.bodyDrawn = false;
     if (this.details.open) this.drawBody();
+    this.drawDownload(part, kind);
+  }
+
+  /** A file the copilot wrote: a link to download it, once the call is done. */
+  drawDownload(part, kind) {
+    const path = kind === "done" && WRITING_TOOLS.has(part.toolName) ? workspacePath(part.input?.file_path) : null;
+    if (path && !this.download) {
+      this.download = element("a", "download", `Download ${path.split("/").pop()}`);
+      this.download.href = fileUrl(path);
+      this.download.download = path.split("/").pop();
+      this.actions.append(this.download);
+    }
+    setHidden(this.actions, !this.actions.childElementCount);
   }
 
   /** Input and output are drawn when the card is open: a long chat holds many large outputs nobody opened. */

@@ -3,6 +3,7 @@ as `useChat({resume: true})` uses them), run with Node.js against a real daphne 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -11,9 +12,14 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
+import websockets
+from rest_framework.authtoken.models import Token
 
-from tests.factories import script, wait_tool
+from chat.models import ChatSession
+from tests.conftest import ServerProcess
+from tests.factories import make_session, make_user, receive_until, script, wait_tool
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.e2e]
 
@@ -32,13 +38,15 @@ def node():
     return node
 
 
-def resume_with_use_chat(node, client, session, messages) -> dict:
-    """What the AI SDK's chat holds after resuming the session's stream from `messages`."""
+def resume_with_use_chat(node, client, session, messages, *, recorded_sse: str | None = None) -> dict:
+    """What the AI SDK's chat holds after resuming the session's stream from `messages` (or reading
+    `recorded_sse` as that stream)."""
     token = client.headers["Authorization"].removeprefix("Token ")
+    env = {**os.environ, "CHAT_MESSAGES": json.dumps(messages)}
+    if recorded_sse is not None:
+        env["CHAT_SSE"] = recorded_sse
     result = subprocess.run([node, "resume_chat.mjs", str(client.base_url).rstrip("/"), str(session.id), token],
-                            cwd=CLIENT_DIR,
-                            env={**os.environ, "CHAT_MESSAGES": json.dumps(messages)},
-                            capture_output=True, text=True, timeout=60)
+                            cwd=CLIENT_DIR, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -94,6 +102,8 @@ def test_use_chat_resumes_a_running_turn_and_ends_with_the_saved_message(node, a
     tools = [part for part in resumed["parts"] if part["type"] == "dynamic-tool"]
     assert [part["state"] for part in tools] == ["output-available", "output-available"]
     assert "".join(part["text"] for part in resumed["parts"] if part["type"] == "text") == "Two at once.Both **done**."
+    usage = [part for part in resumed["parts"] if part["type"] == "data-usage"]  # PROTOCOL §8, read as a data part
+    assert len(usage) == 1 and usage[0]["data"] == assistant["usage"] and usage[0]["data"]["cost_usd"] > 0
 
 
 def test_use_chat_resume_on_an_idle_session_leaves_the_chat_as_it_was(node, api):
@@ -101,3 +111,47 @@ def test_use_chat_resume_on_an_idle_session_leaves_the_chat_as_it_was(node, api)
     hydrated = snapshot(client, session)["messages"]
     chat = resume_with_use_chat(node, client, session, hydrated)
     assert chat == {"status": "ready", "error": None, "errors": [], "finishes": [], "messages": hydrated}
+
+
+@pytest.fixture(scope="module")
+def titling_server(django_db_setup, django_db_blocker, local_model, tmp_path_factory):
+    """A server that writes titles after first turns, as deployed."""
+    server = ServerProcess(local_model_url=local_model.url, var_dir=tmp_path_factory.mktemp("titles"),
+                           extra_env={"COPILOT_WRITE_TITLES": "1"})
+    yield server
+    server.stop()
+
+
+async def events_until_title(server, session, token) -> list[dict]:
+    async with websockets.connect(f"{server.ws_url}/ws/sessions/{session.id}/",
+                                  additional_headers={"Authorization": f"Token {token}"}) as socket:
+        await socket.send(json.dumps({"type": "resume", "after_seq": 0}))
+        frames = await receive_until(socket, lambda frame: frame.get("type") == "event"
+                                     and frame["chunk"]["type"] == "data-title", timeout=30)
+    return [frame for frame in frames if frame["type"] == "event"]
+
+
+def test_use_chat_reads_a_first_turn_and_the_title_that_follows_it(node, titling_server):
+    user = make_user()
+    session = make_session(user, title="New chat")
+    ChatSession.objects.filter(pk=session.pk).update(title_set=False)
+    token = Token.objects.create(user=user).key
+    with httpx.Client(base_url=titling_server.http_url, headers={"Authorization": f"Token {token}"},
+                      timeout=30) as client:
+        response = client.post(f"/api/sessions/{session.id}/messages/", json={
+            "text": "compare two wait times\n" + script({"tools": [wait_tool(1)]}, {"text": "One second."})})
+        assert response.status_code == 202
+        live = resume_with_use_chat(node, client, session, until_tools_are_running(client, session, 1)["messages"])
+        assert live["errors"] == [] and live["status"] == "ready"
+
+        events = asyncio.run(events_until_title(titling_server, session, token))
+        title = events[-1]
+        assert title["turn_id"] is None and title["chunk"]["data"]["title"] == "Compare Two Wait Times"
+        # The event stream carries turns only; the title reaches the sockets and the snapshot. As the same SSE:
+        recorded = "".join(f"id: {event['seq']}\ndata: {json.dumps(event['chunk'])}\n\n" for event in events)
+        read = resume_with_use_chat(node, client, session, [], recorded_sse=recorded + "data: [DONE]\n\n")
+    assert read["errors"] == [] and read["error"] is None and read["status"] == "ready"
+    parts = read["messages"][-1]["parts"]
+    assert {"type": "data-title", "data": {"title": "Compare Two Wait Times"}} in parts
+    assert any(part["type"] == "data-usage" for part in parts)
+    assert "One second." in "".join(part.get("text", "") for part in parts if part["type"] == "text")

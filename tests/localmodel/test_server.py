@@ -128,3 +128,71 @@ def test_malformed_requests_get_api_errors(local_model):
     response = httpx.post(f"{local_model.url}/v1/messages", content=b"nope", timeout=5)
     assert response.status_code == 400
     assert json.loads(response.text)["error"]["type"] == "invalid_request_error"
+
+
+def test_echo_says_which_user_messages_the_request_holds(client):
+    history = [{"role": "user", "content": "first question"},
+               {"role": "assistant", "content": [{"type": "text", "text": "an answer"}]},
+               {"role": "user", "content": [{"type": "text", "text": "<system-reminder>\nnoise\n</system-reminder>"},
+                                            {"type": "text", "text": "second\n" + script({"echo": "user_messages"})}]}]
+    reply = client.messages.create(model=MODEL, max_tokens=100, messages=history)
+    assert json.loads(reply.content[0].text) == ["first question", "second\n" + script({"echo": "user_messages"})]
+
+
+def test_echo_leaves_tool_results_out(client):
+    text = script({"tools": [wait_tool(0)]}, {"echo": "user_messages"})
+    first = client.messages.create(model=MODEL, max_tokens=100, messages=ask(client, text))
+    history = [{"role": "user", "content": text}, {"role": "assistant", "content": [first.content[0].model_dump()]},
+               {"role": "user", "content": [{"type": "tool_result", "tool_use_id": first.content[0].id,
+                                             "content": "{}"}]}]
+    assert json.loads(client.messages.create(model=MODEL, max_tokens=100, messages=history).content[0].text) == [text]
+
+
+def test_an_unknown_echo_is_a_script_error(client):
+    reply = client.messages.create(model=MODEL, max_tokens=100, messages=ask(client, script({"echo": "everything"})))
+    assert "could not be played" in reply.content[0].text
+
+
+def test_usage_counts_the_whole_prompt_and_its_cached_prefix(client):
+    system = [{"type": "text", "text": "You are a careful assistant. " * 300, "cache_control": {"type": "ephemeral"}}]
+    tools = [{"name": "lookup", "description": "Looks things up. " * 50,
+              "input_schema": {"type": "object", "properties": {}}}]
+    prompt = ask(client, script({"text": "Cached, or not."}) + "\nusage-nonce-" + str(time.monotonic()))
+    bare = client.messages.create(model=MODEL, max_tokens=100, messages=prompt)
+    first = client.messages.create(model=MODEL, max_tokens=100, system=system, tools=tools, messages=prompt)
+    with client.messages.stream(model=MODEL, max_tokens=100, system=system, tools=tools, messages=prompt) as stream:
+        second = stream.get_final_message()
+    assert first.usage.cache_creation_input_tokens > 1_024 and first.usage.cache_read_input_tokens == 0
+    assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
+    assert second.usage.cache_creation_input_tokens == 0
+    assert first.usage.input_tokens == second.usage.input_tokens < bare.usage.input_tokens + 50  # what follows the mark
+    assert bare.usage.cache_read_input_tokens == bare.usage.cache_creation_input_tokens == 0  # too short to cache
+    assert second.usage.output_tokens == first.usage.output_tokens > 1
+
+
+def test_asked_for_a_title_it_answers_the_first_words_in_title_case(client):
+    reply = client.messages.create(model=MODEL, max_tokens=20, system="Write a title for this conversation.",
+                                   messages=ask(client, "User: plan a weekend trip to lisbon in may please\nmore"))
+    assert reply.content[0].text == "Plan A Weekend Trip To Lisbon"
+
+
+def test_a_model_it_does_not_have_is_404(client):
+    with pytest.raises(anthropic.NotFoundError) as failure:
+        client.messages.create(model="unknown-model-9", max_tokens=10, messages=ask(client, "hi"))
+    assert failure.value.body["error"]["type"] == "not_found_error"
+
+
+def test_a_longer_prompt_reads_the_cached_prefix_and_writes_the_rest(client):
+    system = [{"type": "text", "text": "Stable instructions. " * 400 + str(time.monotonic()),
+               "cache_control": {"type": "ephemeral"}}]
+    history = [{"role": "user", "content": [{"type": "text", "text": "question " * 600,
+                                             "cache_control": {"type": "ephemeral"}}]}]
+    first = client.messages.create(model=MODEL, max_tokens=10, system=system, messages=history)
+    assert first.usage.cache_read_input_tokens == 0
+    history += [{"role": "assistant", "content": "an answer"},
+                {"role": "user", "content": [{"type": "text", "text": "and more " * 600 + script({"text": "ok"}),
+                                              "cache_control": {"type": "ephemeral"}}]}]
+    history[0]["content"][0].pop("cache_control")
+    second = client.messages.create(model=MODEL, max_tokens=10, system=system, messages=history)
+    assert 0 < second.usage.cache_read_input_tokens < first.usage.cache_creation_input_tokens  # the system prompt
+    assert second.usage.cache_creation_input_tokens > 1_000  # from there to the new mark

@@ -3,6 +3,8 @@ write actions need the change permission."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
@@ -13,11 +15,13 @@ from rest_framework.test import APIClient
 
 from agents.actions import do_create_agent, do_enqueue_run
 from agents.models import AgentRun, RunStatus
+from chat.actions.sessions import do_write_title
 from chat.engine import policy
+from chat.engine.registry import begin_turn, running_turns
 from chat.events.chunks import text_delta, tool_output_available
 from chat.events.factory import get_event_log
 from chat.events.memory_log import InMemoryEventLog
-from chat.models import ChatSession, ToolCall, TranscriptEntry
+from chat.models import ChatSession, Message, SessionNotice, ToolCall, TranscriptEntry, Turn
 from chat.workspaces import transcript_project_key, workspace_path
 from copilot_site.asgi import application
 from localmodel.server import LocalModel
@@ -75,9 +79,21 @@ async def test_deleting_a_chat_leaves_nothing_behind(chat):
     result = await chat.run(script(
         {"tools": [{"name": "Write", "input": {"file_path": "kept.txt", "content": "hello"}}]}, {"text": "saved"}))
     assert result.status() == "completed" and (chat.workspace / "kept.txt").exists()
+    # A second version of the message and another answer to it: branches, and the SDK sessions they forked.
+    edited = await begin_turn(session=chat.session, text=script({"text": "edited"}), client_message_id=uuid.uuid4(),
+                              edit_of=result.turn.user_message_id)
+    await running_turns.task_for(str(chat.session.id))
+    await begin_turn(session=chat.session, text="", client_message_id=uuid.uuid4(),
+                     regenerate=edited.turn.assistant_message_id)
+    await running_turns.task_for(str(chat.session.id))
     session_id = chat.session.id
+    await database_sync_to_async(do_write_title)(session_id=session_id, title="A title")  # a notice
+    sdk_sessions = await database_sync_to_async(lambda: set(Turn.objects.filter(session_id=session_id).values_list(
+        "sdk_session_id", flat=True)))()
+    assert len(sdk_sessions) == 3 and "" not in sdk_sessions  # the first, and one fork per branch
     key = transcript_project_key(session_id)
-    assert await database_sync_to_async(TranscriptEntry.objects.filter(project_key=key).count)() > 0
+    for sdk_session_id in sdk_sessions:
+        assert await database_sync_to_async(TranscriptEntry.objects.filter(session_id=sdk_session_id).count)() > 0
     assert await get_event_log().last_seq(str(session_id)) > 0
     owner = await database_sync_to_async(lambda: chat.session.owner)()
 
@@ -85,7 +101,12 @@ async def test_deleting_a_chat_leaves_nothing_behind(chat):
 
     assert response.status_code == 204
     assert not await database_sync_to_async(ChatSession.objects.filter(pk=session_id).exists)()
+    for model in (Message, Turn, ToolCall, SessionNotice):
+        assert not await database_sync_to_async(model.objects.filter(session_id=session_id).exists
+                                                 if model is not ToolCall else
+                                                 model.objects.filter(turn__session_id=session_id).exists)()
     assert await database_sync_to_async(TranscriptEntry.objects.filter(project_key=key).count)() == 0
+    assert await database_sync_to_async(TranscriptEntry.objects.filter(session_id__in=sdk_sessions).count)() == 0
     assert not workspace_path(session_id).exists()
     assert await get_event_log().read_after(str(session_id), 0) == []
     assert await get_event_log().last_seq(str(session_id)) == 0

@@ -2,6 +2,9 @@
 // DefaultChatTransport, pointed at GET /api/sessions/<id>/stream/. Prints the chat's end state as JSON.
 //
 //   node resume_chat.mjs <base url> <session id> <api token>   (CHAT_MESSAGES: the messages to start from)
+//
+// With CHAT_SSE set, the transport's fetch answers that text as the stream instead of asking the server: for
+// chunks the server's stream never carries (events outside turns), read through the SDK's own validating parser.
 import { AbstractChat, DefaultChatTransport } from "ai";
 
 const [baseUrl, sessionId, token] = process.argv.slice(2);
@@ -31,12 +34,19 @@ class Chat extends AbstractChat {
   }
 }
 
+async function recordedStream() {
+  return new Response(process.env.CHAT_SSE, {
+    headers: { "content-type": "text/event-stream", "x-vercel-ai-ui-message-stream": "v1" },
+  });
+}
+
 const errors = [];
 const finishes = [];
 const chat = new Chat({
   id: sessionId,
   messages: JSON.parse(process.env.CHAT_MESSAGES || "[]"),
   transport: new DefaultChatTransport({
+    fetch: process.env.CHAT_SSE ? recordedStream : undefined,
     prepareReconnectToStreamRequest: ({ id }) => ({
       api: `${baseUrl}/api/sessions/${id}/stream/`,
       headers: { Authorization: `Token ${token}` },

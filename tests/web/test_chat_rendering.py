@@ -108,7 +108,7 @@ def test_underscores_inside_words_stay_text(chat):  # noqa: F811
     assert answer.locator("em, strong").count() == 0
 
 
-def test_pathological_markdown_renders_in_under_100_ms(chat):  # noqa: F811
+def test_pathological_markdown_renders_as_text_without_hanging_the_page(chat):  # noqa: F811
     page, _ = chat
     depth = 1000
     cases = {
@@ -137,10 +137,9 @@ def test_pathological_markdown_renders_in_under_100_ms(chat):  # noqa: F811
         const draw = (text) => [drawOnce(text), drawOnce(text), drawOnce(text)].reduce((a, b) => (a.took <= b.took ? a : b));
         return Object.fromEntries(Object.entries(cases).map(([name, text]) => [name, draw(text)]));
     }""", cases)
+    # How fast: bench.markdown_render (a target of 100 ms for 100 kB, against plain prose in the same page).
     for name, timing in timings.items():
         assert timing["shown"] > 0, f"{name}: nothing shown"
-    slow = {name: round(timing["took"]) for name, timing in timings.items() if timing["took"] >= 100}
-    assert not slow, f"took 100 ms or more (ms): {slow}"
 
 
 # --- look ----------------------------------------------------------------------------------------------------------
