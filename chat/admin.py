@@ -26,7 +26,8 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from chat.actions.moderation import InterruptedCall, interrupt_tool_call, open_tool_uses
+from chat.actions.moderation import STAFF_INTERRUPTED, InterruptedCall, interrupt_tool_call, open_tool_uses
+from chat.engine.control import tell_the_turn
 from chat.engine.reaper import reap_stale_turns
 from chat.engine.registry import running_turns, stop_turn
 from chat.errors import NothingRunning
@@ -431,7 +432,16 @@ class ToolCallAdmin(ModerationAdmin):
 
     def interrupt(self, request: HttpRequest, tool_call: ToolCall) -> InterruptedCall:
         outcome = async_to_sync(interrupt_tool_call)(tool_call=tool_call)
+        # In a live turn the copilot's own tool really stops, and the model gets the interruption as its result
+        # (a tool the CLI runs itself cannot be stopped alone: only the chat is told).
+        cancelled = (outcome.ended and tool_call.name.startswith("mcp__")
+                     and tool_call.turn.status == TurnStatus.RUNNING)
+        if cancelled:
+            async_to_sync(tell_the_turn)(str(tool_call.turn.session_id), {
+                "type": "turn.cancel_tool", "turn_id": str(tool_call.turn_id), "tool_call_id": tool_call.tool_use_id,
+                "reason": STAFF_INTERRUPTED})
         done = [text for happened, text in [(outcome.ended, "marked interrupted, watchers told"),
+                                            (cancelled, "its work stopped in the live turn"),
                                             (outcome.transcript_repaired, "SDK transcript given its tool_result")]
                 if happened]
         if done:

@@ -18,7 +18,7 @@ from django.db import connection
 from django.db.models import Aggregate, Count, DateTimeField, F, FloatField, Func, IntegerField, Q, Sum, Value
 from django.utils import timezone
 
-from chat.models import ToolCall, ToolCallStatus, Turn, TurnStatus
+from chat.models import Approval, ApprovalDecision, DecidedBy, ToolCall, ToolCallStatus, Turn, TurnStatus
 from core.errors import BadInput
 
 MAX_TOOLS = 15  # the most-called tools the dashboard shows
@@ -139,6 +139,16 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
+# Approvals asked in a bucket, by how they ended (PROTOCOL §7): a person's answer, nobody's, or still waiting.
+APPROVAL_OUTCOMES = {
+    "allowed": Count("id", filter=Q(decision=ApprovalDecision.ALLOW)),
+    "denied": Count("id", filter=Q(decision=ApprovalDecision.DENY, decided_by=DecidedBy.USER)),
+    "timed_out": Count("id", filter=Q(decided_by=DecidedBy.TIMEOUT)),
+    "stopped_or_cancelled": Count("id", filter=Q(decided_by__in=[DecidedBy.STOP, DecidedBy.CANCEL])),
+    "waiting": Count("id", filter=Q(decision="")),
+}
+
+
 def dashboard(window: Window, *, now: datetime | None = None) -> dict[str, Any]:
     """Everything the dashboard draws over `window`, as JSON-ready lists (one value per bucket) and totals."""
     now = now or timezone.now()
@@ -173,6 +183,12 @@ def dashboard(window: Window, *, now: datetime | None = None) -> dict[str, Any]:
 
     call_buckets = {row["bucket"]: row for row in calls.annotate(bucket=in_bucket).values("bucket").annotate(
         calls=Count("id"), failed=Count("id", filter=Q(status__in=FAILED_CALL_STATUSES))).order_by()}
+    approval_buckets = {row["bucket"]: row for row in Approval.objects.filter(requested_at__gte=origin).annotate(
+        bucket=BucketIndex("requested_at", origin=origin, step=window.bucket)).values("bucket").annotate(
+        **APPROVAL_OUTCOMES).order_by()}
+
+    def approvals(name: str) -> list[int]:
+        return [approval_buckets.get(index, {}).get(name, 0) for index in range(buckets)]
     return {
         "window": window.name,
         "label": window.label,
@@ -188,12 +204,15 @@ def dashboard(window: Window, *, now: datetime | None = None) -> dict[str, Any]:
             "model_retries": series("retries"),
         },
         "users": series("users"),
+        "approvals": {name: approvals(name) for name in APPROVAL_OUTCOMES},
         "tools": _tools(calls),
         "totals": {
             "turns": totals["turns"], "failed_turns": totals["failed"], "users": totals["users"],
             "model_retries": totals["retries"] or 0, "policy_denials": totals["denials"] or 0,
             "tool_calls": sum(row["calls"] for row in call_buckets.values()),
             "failed_tool_calls": sum(row["failed"] for row in call_buckets.values()),
+            "approvals": sum(sum(row[name] for name in APPROVAL_OUTCOMES) for row in approval_buckets.values()),
+            "approvals_waiting": sum(row["waiting"] for row in approval_buckets.values()),
             **{key: _rounded(totals.get(key)) for key in ("ttft_p50", "ttft_p95", "duration_p50", "duration_p95")},
         },
     }

@@ -101,6 +101,16 @@
     options: { ...common, scales: axes(true, "") },
   });
 
+  draw("chart-approvals", {
+    type: "bar",
+    data: {
+      labels,
+      datasets: Object.entries(figures.approvals).map(([name, data], index) => (
+        { label: titled(name), data, backgroundColor: SERIES_COLOURS[index % SERIES_COLOURS.length] })),
+    },
+    options: { ...common, scales: axes(true, "") },
+  });
+
   draw("chart-users", {
     type: "line",
     data: { labels, datasets: [{ ...line("users", figures.users, "#1a7f37", false), fill: false }] },

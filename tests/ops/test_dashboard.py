@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from chat.models import ToolCall, Turn, TurnStatus
+from chat.models import Approval, ToolCall, Turn, TurnStatus
 from ops.selectors import WINDOWS, dashboard, percentile_cont
 from tests.factories import make_session, make_user, text_tool
 from tests.web.builders import saved_turn
@@ -23,9 +23,10 @@ pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 6, 15, 12, 34, tzinfo=UTC)
 RUN_BLOCK = "mcp__copilot__run_block"
 DASHBOARD = "/admin/dashboard/"
-# Aggregate queries of one dashboard: turns per bucket, the window's totals, tool calls per bucket and per tool;
+# Aggregate queries of one dashboard: turns per bucket, the window's totals, tool calls per bucket and per tool,
+# approvals per bucket;
 # SQLite reads the turns' durations once more (it has no percentile function).
-QUERIES = {"postgresql": 4, "sqlite": 5}
+QUERIES = {"postgresql": 5, "sqlite": 6}
 
 
 def turn_at(session, started: datetime, *, seconds: float, first_token: float | None = None,
@@ -105,6 +106,22 @@ def test_a_day_of_turns_by_status_latency_tools_failures_and_users(day_of_turns)
     assert totals["ttft_p50"] == pytest.approx(1.5, abs=1e-3) and totals["ttft_p95"] == pytest.approx(2.4, abs=1e-3)
     assert totals["duration_p50"] == pytest.approx(3.0, abs=1e-3)
     assert totals["duration_p95"] == pytest.approx(5.7, abs=1e-3)
+
+
+def test_approvals_are_counted_by_how_they_ended_in_the_bucket_they_were_asked(day_of_turns):
+    turn = Turn.objects.filter(started_at__gte=NOW.replace(minute=0)).first()
+    outcomes = [("allow", "user", 0), ("deny", "user", 0), ("deny", "timeout", 0), ("deny", "cancel", 0),
+                ("", "", 0), ("allow", "user", 2)]  # the last asked two hours earlier
+    for number, (decision, by, hours_before) in enumerate(outcomes):
+        approval = Approval.objects.create(turn=turn, tool_use_id=f"toolu_{number}", tool_name=RUN_BLOCK,
+                                           expires_at=NOW + timedelta(minutes=10), decision=decision, decided_by=by)
+        Approval.objects.filter(pk=approval.pk).update(requested_at=NOW.replace(minute=30) - timedelta(
+            hours=hours_before))
+    figures = dashboard(WINDOWS["day"], now=NOW)
+    latest = {name: series[23] for name, series in figures["approvals"].items()}
+    assert latest == {"allowed": 1, "denied": 1, "timed_out": 1, "stopped_or_cancelled": 1, "waiting": 1}
+    assert figures["approvals"]["allowed"][21] == 1
+    assert (figures["totals"]["approvals"], figures["totals"]["approvals_waiting"]) == (6, 1)
 
 
 def test_an_hour_and_a_week_bucket_the_same_rows_otherwise(day_of_turns):

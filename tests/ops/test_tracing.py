@@ -207,8 +207,8 @@ async def test_a_server_sends_each_turn_to_the_collector_and_the_clis_spans_join
         async with websockets.connect(f"{server.ws_url}/ws/sessions/{session.id}/",
                                       additional_headers={"Authorization": f"Token {token}"}) as client:
             await client.send(json.dumps({"type": "resume", "after_seq": 0}))
-            await client.send(json.dumps(send_frame("Secret: the owl is 7731.\n" + script(
-                {"tools": [wait_tool(0.1), text_tool("owl {n}", {"n": "6612"})]}, {"text": "Traced, 5590."}))))
+            await client.send(json.dumps(send_frame("Secret: the owl is Quokka7731.\n" + script(
+                {"tools": [wait_tool(0.1), text_tool("owl {n}", {"n": "Zebra6612"})]}, {"text": "Traced, Narwhal5590."}))))
             frames = await receive_until(client, is_finish)
         turn_id = frames[0]["turn_id"]
         received = await asyncio.to_thread(collector.wait_for, lambda got: any(
@@ -233,5 +233,5 @@ async def test_a_server_sends_each_turn_to_the_collector_and_the_clis_spans_join
     assert attributes["warm_client"].bool_value is True
     for _, _, span in received:
         text = str(span)
-        for secret in ("7731", "6612", "5590"):
+        for secret in ("Quokka7731", "Zebra6612", "Narwhal5590"):  # words, which no id's bytes spell by chance
             assert secret not in text, (span.name, secret)
