@@ -7,7 +7,8 @@ PostgreSQL database `copilot_bench` (bench/common.py), with the in-memory channe
              (the baseline: what every turn cost before warm clients)
   open 3 s   N users each open a chat's websocket (`resume`), wait 3 s as someone typing would, then send: the
              CLI started when the socket resumed (a prewarm)
-  next turn  the next message in each of those chats, once the first has ended: the CLI stayed connected
+  next turn  the next message in each of those chats, READING_SECONDS after the first ended (the person reads
+             the answer): the CLI stayed connected
 
 Time is from the send (or the `query()` call) to the first `text-delta` (an SDK `StreamEvent` with a
 `content_block_delta` for raw). Each row runs ROUNDS times; prints medians, the ratio against raw cold at the same
@@ -41,6 +42,7 @@ from bench.live import (
 LEVELS = (1, 3, 8)
 ROUNDS = 3
 TYPING_SECONDS = 3
+READING_SECONDS = 1
 TARGET_RATIO = 0.25
 PROMPT = script_text({"text": "the first words of an answer, streamed one by one to whoever asked for them"})
 
@@ -111,6 +113,7 @@ async def product(count: int, server: DaphneServer, chats) -> tuple[list[float],
             await socket.send(json.dumps({"type": "resume", "after_seq": 0}))
             await asyncio.sleep(TYPING_SECONDS)  # the person typing: the time the prewarm has
             opened = await first_delta(socket, send(PROMPT))
+            await asyncio.sleep(READING_SECONDS)  # the person reads the answer before the next message
             following = await first_delta(socket, send(PROMPT))
             return opened, following
         finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import uuid
 
 import httpx
 import pytest
@@ -16,10 +17,13 @@ from rest_framework.authtoken.models import Token
 
 from agents.actions import do_cancel_run, do_create_agent, do_enqueue_run
 from agents.models import RunStatus
+from chat.engine.control import cancel_tool_call
+from chat.engine.registry import begin_turn, running_turns, stop_turn
 from ops.metrics import forget_processes_gone, tool_label
 from tests.agents.conftest import WorkerForTests, two_waits_and_a_join, wait_for_run_async
 from tests.conftest import ServerProcess
 from tests.factories import (
+    EventWatcher,
     assert_turn_well_formed,
     is_finish,
     make_session,
@@ -75,6 +79,41 @@ async def test_denials_retries_and_made_up_tools_are_counted_with_bounded_labels
     assert samples.grew("copilot_policy_denials_total", tool="Read", kind="outside_workspace") == 1
     assert samples.grew("copilot_policy_denials_total", tool="other", kind="not_granted") == 1
     assert not any(made_up in str(labels) for _, labels in copilot_samples())  # never a label of its own
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("no_turn_left_running")
+async def test_failed_cancelled_and_interrupted_calls_are_counted_by_their_status(samples):
+    session = await new_session()
+    failing = {"name": RUN_BLOCK, "input": {"block": "no_such_block", "input": {}}}
+    async with EventWatcher(session.id) as watcher:
+        await begin_turn(session=session, text=script({"tools": [wait_tool(600), failing]}, {"text": "Went on."}),
+                         client_message_id=uuid.uuid4())
+        await watcher.until(lambda chunk: chunk["type"] == "tool-output-error")  # the unknown block failed
+        [waiting] = [e["chunk"]["toolCallId"] for e in watcher.events if e["chunk"]["type"] == "tool-input-available"
+                     and e["chunk"]["input"]["block"] == "wait"]
+        await cancel_tool_call(session=session, tool_call_id=waiting)
+        await watcher.until_finish(timeout=60)
+    await ended(session)
+    async with EventWatcher(session.id) as watcher:
+        await begin_turn(session=session, text=script({"tools": [wait_tool(600)]}), client_message_id=uuid.uuid4())
+        await watcher.until(lambda chunk: chunk["type"] == "tool-input-available")
+        await stop_turn(session=session)
+        await watcher.until_finish(timeout=60)
+    await ended(session)
+
+    assert samples.grew("copilot_tool_calls_total", tool=RUN_BLOCK, status="failed") == 1
+    assert samples.grew("copilot_tool_calls_total", tool=RUN_BLOCK, status="cancelled") == 1
+    assert samples.grew("copilot_tool_calls_total", tool=RUN_BLOCK, status="interrupted") == 1
+    assert samples.grew("copilot_turns_total", status="completed") == 1
+    assert samples.grew("copilot_turns_total", status="stopped") == 1
+
+
+async def ended(session) -> None:
+    """The turn's task is done: its end is counted."""
+    task = running_turns.task_for(str(session.id))
+    if task is not None:
+        await task
 
 
 def test_tool_labels_are_the_known_names_or_other():
