@@ -73,13 +73,10 @@ export class ToolCard {
       this.element.className = `tool ${kind}`;
       this.element.dataset.state = kind;
       this.label.data = STATE_LABELS[kind];
-      if (kind === "running" || kind === "waiting") {
-        this.badge.append(" ", this.elapsed);
-        ticking.add(this);
-      } else {
-        this.badge.replaceChildren(this.label);
-        ticking.delete(this);
-      }
+      this.badge.replaceChildren(this.label);
+      if (kind === "running") this.badge.append(" ", this.elapsed); // a waiting card shows its time left instead
+      if (kind === "running" || kind === "waiting") ticking.add(this);
+      else ticking.delete(this);
     }
     this.bodyDrawn = false;
     if (this.details.open) this.drawBody();

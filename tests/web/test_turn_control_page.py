@@ -115,6 +115,8 @@ def test_cancelling_one_of_two_running_calls_leaves_the_other_to_finish(chat):  
     expect(page.locator(".tool[data-state=done]")).to_have_count(1)
     expect(page.locator(".tool[data-state=done]").get_by_role("button")).to_have_count(0)
     expect(answer_texts(page).last).to_have_text("The other one finished.")
+    slow.locator("summary").click()
+    expect(slow.locator(".tool-details")).to_contain_text("cancelled by the user")
     page.screenshot(path=f"{SCREENSHOTS}/chat-cancelled-call.png")
 
 
