@@ -86,11 +86,11 @@ export class Composer {
     this.input.value = this.input.value || text;
   }
 
-  draw({ running, stopping, notice, connected, queued }) {
+  draw({ running, stopping, notice, connected, queued, queueing }) {
     this.running = running;
     this.sendButton.disabled = !connected;
-    setText(this.sendButton, running ? "Queue" : "Send");
-    this.sendButton.title = running ? "Sends this message when the copilot has finished answering" : "";
+    setText(this.sendButton, queueing ? "Queue" : "Send");
+    this.sendButton.title = queueing ? "Sends this message when the copilot has finished answering" : "";
     this.stopButton.hidden = !running;
     this.stopButton.disabled = stopping;
     setText(this.stopButton, stopping ? "Stopping…" : "Stop");

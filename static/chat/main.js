@@ -71,7 +71,8 @@ const composer = new Composer({
   form: document.getElementById("composer"),
   dropZone: root,
   onSend(text) {
-    if (state.running) queueMessage(text);
+    // Queued messages go first: between one turn's end and the next one's start, a message still waits its turn.
+    if (state.running || state.queued.length) queueMessage(text);
     else startTurn({ type: "send", text });
   },
   onRemoveQueued: removeQueued,
@@ -271,7 +272,7 @@ function draw() {
     root.classList.toggle("running", state.running);
     header.draw(state);
     composer.draw({ running: state.running, stopping: state.stopping, notice: state.notice, connected: connection.isOpen(),
-      queued: state.queued });
+      queued: state.queued, queueing: state.running || state.queued.length > 0 });
   }
   // Which tools run is in the cards: a liveness frame may name a call before its card is drawn.
   if (changes.liveness || changes.items.size) liveness.draw(state);
