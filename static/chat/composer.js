@@ -1,12 +1,21 @@
-// The message box and its buttons: Enter sends, Shift+Enter breaks the line; Send waits for an open socket and
-// the end of the running turn; Stop stops it. Attach (or files dropped anywhere on the chat) uploads files into the
-// chat's workspace; they show as chips above the box, and the next message names them so the copilot reads them.
-// `extras` (beside Send) is where composer controls go (queued messages).
+// The message box and its buttons: Enter sends, Shift+Enter breaks the line; Send waits for an open socket; while a
+// turn runs it is Queue, and the message waits for its turn (PROTOCOL §7) in the list of queued messages above the
+// box, each with Remove, until its turn starts. Stop stops the running turn. Attach (or files dropped anywhere on
+// the chat) uploads files into the chat's workspace; they show as chips above the box, and the next message names
+// them so the copilot reads them. `extras` (beside Send) is where more composer controls go.
 import { element, setHidden, setText } from "./dom.js";
 
 export class Composer {
-  constructor({ form, onSend, onStop, onFiles, dropZone }) {
+  constructor({ form, onSend, onStop, onFiles, onRemoveQueued, dropZone }) {
     this.form = form;
+    this.queue = form.querySelector("#queued");
+    this.queueItems = new Map(); // turn_id → its <li>
+    this.queue.addEventListener("click", (event) => {
+      const remove = event.target.closest("button.queued-remove");
+      if (!remove || remove.disabled) return;
+      remove.disabled = true;
+      onRemoveQueued(remove.closest("li").dataset.turnId);
+    });
     this.input = form.querySelector("#message-input");
     this.sendButton = form.querySelector("#send");
     this.stopButton = form.querySelector("#stop");
@@ -36,7 +45,7 @@ export class Composer {
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const text = this.input.value;
-      if (!text.trim() || this.running) return; // sent as soon as the socket is open, if it is not yet
+      if (!text.trim()) return; // sent as soon as the socket is open, if it is not yet
       this.input.value = "";
       onSend(this.withAttachments(text));
       this.clearAttachments();
@@ -77,13 +86,55 @@ export class Composer {
     this.input.value = this.input.value || text;
   }
 
-  draw({ running, stopping, notice, connected }) {
+  draw({ running, stopping, notice, connected, queued, queueing }) {
     this.running = running;
-    this.sendButton.disabled = running || !connected;
-    this.input.disabled = running;
+    this.sendButton.disabled = !connected;
+    setText(this.sendButton, queueing ? "Queue" : "Send");
+    this.sendButton.title = queueing ? "Sends this message when the copilot has finished answering" : "";
     this.stopButton.hidden = !running;
     this.stopButton.disabled = stopping;
     setText(this.stopButton, stopping ? "Stopping…" : "Stop");
-    setText(this.status, notice || (running ? "The copilot is answering…" : ""));
+    setText(this.status, notice || (running ? "The copilot is answering… (Enter queues your next message)" : ""));
+    this.drawQueue(queued);
+  }
+
+  /** The messages waiting for their turn, oldest first, kept for their turn_id. */
+  drawQueue(queued) {
+    const wanted = new Set(queued.map((entry) => entry.turn_id));
+    for (const [turnId, item] of this.queueItems) {
+      if (!wanted.has(turnId)) {
+        item.remove();
+        this.queueItems.delete(turnId);
+      }
+    }
+    let previous = null;
+    for (const entry of queued) {
+      let item = this.queueItems.get(entry.turn_id);
+      if (!item) item = this.queuedItem(entry);
+      const expected = previous ? previous.nextSibling : this.queue.firstChild;
+      if (item !== expected) this.queue.insertBefore(item, expected);
+      previous = item;
+    }
+    setHidden(this.queue, !queued.length);
+  }
+
+  /** A Remove that did not go through: its button works again. */
+  removeFailed(turnId) {
+    const button = this.queueItems.get(turnId)?.querySelector("button.queued-remove");
+    if (button) button.disabled = false;
+  }
+
+  queuedItem(entry) {
+    const item = element("li", "queued-message");
+    item.dataset.turnId = entry.turn_id;
+    const badge = element("span", "queued-badge", "queued");
+    const text = element("span", "queued-text", entry.text);
+    text.title = entry.text;
+    const remove = element("button", "queued-remove link", "Remove");
+    remove.type = "button";
+    remove.setAttribute("aria-label", `Remove “${entry.text.split("\n")[0].slice(0, 40)}” from the queue`);
+    item.append(badge, text, remove);
+    this.queueItems.set(entry.turn_id, item);
+    return item;
   }
 }

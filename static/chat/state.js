@@ -1,8 +1,9 @@
 // The session as the page knows it (PROTOCOL §2-§4, §8): the messages of the branch shown, their parts and
 // versions, background reports, the title, what the chat cost and what is left of today's budget, the turn's state,
-// and how each websocket frame changes it. No DOM here: every change is recorded in `changes` for the views to
-// draw: which timeline items changed, whether the timeline's order changed, whether the controls (the header, the
-// composer) did.
+// and how each websocket frame changes it; turn control (PROTOCOL §7): the turn's liveness, the calls that wait for
+// approval, the session's approval mode and the messages queued behind the running turn. No DOM here: every change
+// is recorded in `changes` for the views to draw: which timeline items changed, whether the timeline's order
+// changed, whether the controls (the header, the composer, the queue) did, whether the liveness did.
 
 const ENDED = new Set(["output-available", "output-error"]);
 const ZERO_USAGE = { input_tokens: 0, output_tokens: 0, cache_read_input_tokens: 0, cache_creation_input_tokens: 0,
@@ -10,8 +11,9 @@ const ZERO_USAGE = { input_tokens: 0, output_tokens: 0, cache_read_input_tokens:
 
 export class ChatState {
   constructor(snapshot, { budget = null, spentToday = 0 } = {}) {
-    this.changes = { order: true, items: new Set(), controls: true };
+    this.changes = { order: true, items: new Set(), controls: true, liveness: true };
     this.stopping = false;
+    this.liveness = null; // the newest `liveness` frame, with `receivedAt` (Date.now()); null: nothing runs
     this.notice = "";
     this.budget = budget; // USER_DAILY_BUDGET_USD, null when there is none
     this.spentToday = spentToday;
@@ -44,6 +46,12 @@ export class ChatState {
     }
     this.running = Boolean(snapshot.active_turn);
     this.current = this.running ? this.message(snapshot.active_turn.assistant_message_id) : null;
+    this.approvalMode = snapshot.approval_mode || "auto";
+    for (const approval of snapshot.active_turn?.pending_approvals || []) this.approvalAsked(approval);
+    this.queued = (snapshot.queued || []).map(({ turn_id, message_id, text }) => ({ turn_id, message_id, text }));
+    this.startedTurns = new Set(); // turns this page saw start: an ack that comes later does not queue them again
+    if (!this.running) this.liveness = null;
+    this.changes.liveness = true;
     this.changes.order = true;
     this.changes.controls = true;
     for (const key of this.order) this.changes.items.add(key);
@@ -52,7 +60,7 @@ export class ChatState {
   /** What changed since the last call, for the views; starts a new record. */
   takeChanges() {
     const changes = this.changes;
-    this.changes = { order: false, items: new Set(), controls: false };
+    this.changes = { order: false, items: new Set(), controls: false, liveness: false };
     return changes;
   }
 
@@ -78,12 +86,48 @@ export class ChatState {
     this.changes.controls = true;
   }
 
+  /** A `liveness` frame (PROTOCOL §7: not an event, never replayed): what the running turn does right now. */
+  setLiveness(frame) {
+    this.liveness = frame.state === "idle" ? null : { ...frame, receivedAt: Date.now() };
+    this.changes.liveness = true;
+  }
+
+  /** The parts of the calls that `liveness.running_tools` (or another list of toolCallIds) names. */
+  toolPartsOf(toolCallIds) {
+    return toolCallIds.map((id) => this.toolParts.get(id)).filter(Boolean);
+  }
+
+  /** The toolCallIds of the calls that wait for these approvals. */
+  callsAwaiting(approvalIds) {
+    const wanted = new Set(approvalIds);
+    return [...this.toolParts.values()].filter((part) => part.approval && wanted.has(part.approval.approval_id))
+      .map((part) => part.toolCallId);
+  }
+
+  /** A send that the server queued behind the running turn (its `ack` said `queued: true`). */
+  addQueued({ turn_id, message_id, text }) {
+    if (this.startedTurns.has(turn_id) || this.queued.some((entry) => entry.turn_id === turn_id)) return;
+    this.queued.push({ turn_id, message_id, text });
+    this.changes.controls = true;
+  }
+
+  /** A queued turn that started (it joins the timeline) or was removed. */
+  dropQueued(turnId) {
+    const before = this.queued.length;
+    this.queued = this.queued.filter((entry) => entry.turn_id !== turnId);
+    if (this.queued.length !== before) this.changes.controls = true;
+  }
+
   // --- frames ---------------------------------------------------------------------------------------------------
 
   /** An `event` frame: applied once, in seq order; true when it was new. */
   applyEvent(frame) {
     if (frame.seq <= this.lastSeq) return false; // already shown
     this.lastSeq = frame.seq;
+    if (frame.turn_id !== null && frame.chunk.type === "start") {
+      this.startedTurns.add(frame.turn_id);
+      this.dropQueued(frame.turn_id);
+    }
     if (frame.turn_id !== null) this.applyChunk(frame.chunk);
     else if (frame.chunk.type === "data-title") this.setControls({ title: frame.chunk.data.title });
     else this.addReport({ seq: frame.seq, chunk: frame.chunk, created_at: this.nowAfterEverything() });
@@ -152,6 +196,17 @@ export class ChatState {
         }
         break;
       }
+      case "data-approval":
+        this.approvalAsked(chunk.data);
+        break;
+      case "data-approval-decision": {
+        const part = this.toolParts.get(chunk.data.toolCallId);
+        if (part) {
+          part.approval = { ...(part.approval || {}), ...chunk.data };
+          this.touch(part.message, part);
+        }
+        break;
+      }
       case "data-retry":
       case "data-discard":
         if (current) this.discard(current, chunk.data.discard);
@@ -168,10 +223,19 @@ export class ChatState {
       case "finish":
         this.current = null;
         this.setControls({ running: false, stopping: false, notice: "" });
+        this.setLiveness({ state: "idle" }); // the server's own idle liveness follows
         break;
       default:
         break; // start-step, finish-step, data-turn and chunks this page does not show
     }
+  }
+
+  /** A call waits for the user's decision (`data-approval`, or the snapshot's `pending_approvals`). */
+  approvalAsked(approval) {
+    const part = this.toolParts.get(approval.toolCallId);
+    if (!part || part.approval?.decision) return;
+    part.approval = { ...approval };
+    this.touch(part.message, part);
   }
 
   /**

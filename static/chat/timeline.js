@@ -3,7 +3,8 @@
 // skips the layout and paint of chunks off screen (CSS content-visibility): a streamed turn then costs about the
 // same in a long chat as in an empty one. It keeps the newest message in view while the reader is at the bottom of
 // the page (whenever the list's size changes), and handles every copy button and message action (edit, regenerate,
-// retry, switching versions), which it hands to `onAction(action, messageId, view)`.
+// retry, switching versions; a tool card's allow, deny, cancel-tool), which it hands to
+// `onAction(action, messageId, view, button)`.
 import { copyFor } from "./copy.js";
 import { element } from "./dom.js";
 import { codeOf } from "./markdown.js";
@@ -97,7 +98,7 @@ export class Timeline {
     const action = event.target.closest("button[data-action]");
     if (action) {
       const messageId = action.closest(".message").dataset.messageId;
-      this.onAction(action.dataset.action, messageId, this.views.get(messageId));
+      this.onAction(action.dataset.action, messageId, this.views.get(messageId), action);
       return;
     }
     const button = event.target.closest("button.copy");

@@ -54,7 +54,7 @@ def test_three_parallel_tool_cards_run_side_by_side_and_complete(chat):
     send(page, script({"text": "Three at once.", "tools": [wait_tool(1.5), wait_tool(0.5), wait_tool(1)]},
                       {"text": "All three **finished**."}))
     expect(page.locator(".tool[data-state=running]")).to_have_count(3)
-    expect(page.get_by_label("Message")).to_be_disabled()
+    expect(page.get_by_role("button", name="Queue")).to_be_visible()  # a message sent now waits for its turn
     expect(page.get_by_role("button", name="Stop")).to_be_visible()
     page.screenshot(path=f"{SCREENSHOTS}/chat-tools-running.png")
     expect(page.locator(".tool[data-state=done]")).to_have_count(3)
