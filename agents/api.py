@@ -8,15 +8,25 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from agents import serializers as s
-from agents.actions import do_cancel_run, do_create_agent, do_enqueue_run, do_update_agent
+from agents.actions import (
+    do_cancel_run,
+    do_create_agent,
+    do_delete_agent,
+    do_enqueue_run,
+    do_install_library_agent,
+    do_update_agent,
+)
 from agents.blocks import all_blocks
-from agents.models import AgentStatus
+from agents.graphs import check_graph
 from agents.selectors import (
     access_agent,
+    access_library_agent,
     access_run,
     agent_dict,
     agents_with_run_counts,
     latest_version,
+    library_agents,
+    library_dict,
     run_dict,
     runs_of_agent,
 )
@@ -59,19 +69,49 @@ class AgentListView(GenericAPIView):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response([summary_dict(agent) for agent in page])
 
-    @extend_schema(summary="Create an agent", request=s.AgentCreateSerializer,
-                   description="With a graph the agent is `ready` (version 1); without one it is `building` and a "
-                               "background worker makes a graph from the description.",
-                   responses={201: s.AgentSerializer, **errors(400, 409, 413, 415)})
+    @extend_schema(summary="Create an agent from its graph (version 1)", request=s.AgentCreateSerializer,
+                   description="The graph is checked as POST /api/agents/validate/ checks it; without one, or with "
+                               "problems, the answer is 400 `bad_graph` with every problem.",
+                   responses={201: s.AgentSerializer, 400: s.GraphProblemsSerializer, **errors(409, 413, 415, 429)})
     def post(self, request):
         serializer = s.AgentCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         agent = do_create_agent(owner_id=request.user.pk, name=data["name"], description=data["description"],
                                 graph=data.get("graph"))
-        # As created: a worker woken for its build may already be at it.
-        created = latest_version(agent) if agent.status == AgentStatus.READY else None
-        return Response(agent_dict(agent, created), status=status.HTTP_201_CREATED)
+        return Response(agent_dict(agent, latest_version(agent)), status=status.HTTP_201_CREATED)
+
+
+class ValidateView(GenericAPIView):
+    serializer_class = s.GraphSerializer
+
+    @extend_schema(summary="Check a graph as saving it would, naming the node and field of each problem",
+                   request=s.GraphSerializer,
+                   responses={200: s.ValidSerializer, 400: s.GraphProblemsSerializer, **errors(413, 415)})
+    def post(self, request):
+        serializer = s.GraphSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        check_graph(serializer.validated_data["graph"])  # GraphError: the 400 with every problem
+        return Response({"ok": True})
+
+
+class LibraryListView(GenericAPIView):
+    serializer_class = s.LibraryAgentSerializer
+
+    @extend_schema(summary="The library: ready-made agents, each runnable offline",
+                   responses={200: s.LibraryAgentSerializer(many=True), **errors()})
+    def get(self, request):
+        return Response([library_dict(entry) for entry in library_agents()])
+
+
+class LibraryInstallView(GenericAPIView):
+    serializer_class = s.InstalledSerializer
+
+    @extend_schema(summary="Install a library agent: your own copy, to change and run", request=None,
+                   responses={201: s.InstalledSerializer, **errors(400, 429)})
+    def post(self, request, slug):
+        agent = do_install_library_agent(owner_id=request.user.pk, entry=access_library_agent(slug=slug))
+        return Response({"agent_id": str(agent.id)}, status=status.HTTP_201_CREATED)
 
 
 class AgentDetailView(GenericAPIView):
@@ -83,6 +123,7 @@ class AgentDetailView(GenericAPIView):
         return Response(agent_dict(agent, latest_version(agent)))
 
     @extend_schema(summary="Rename or redescribe the agent, or save a new version of its graph",
+                   description="A graph is checked as POST /api/agents/validate/ checks it (400 `bad_graph`).",
                    request=s.AgentUpdateSerializer, responses={200: s.AgentSerializer, **errors(400, 409, 413, 415)})
     def patch(self, request, agent_id):
         agent = access_agent(user=request.user, agent_id=agent_id)
@@ -92,6 +133,12 @@ class AgentDetailView(GenericAPIView):
         agent = do_update_agent(agent=agent, name=data.get("name"), description=data.get("description"),
                                 graph=data.get("graph"))
         return Response(agent_dict(agent, latest_version(agent)))
+
+    @extend_schema(summary="Delete the agent, with its runs, schedules and webhooks", responses={204: None,
+                                                                                                  **errors()})
+    def delete(self, request, agent_id):
+        do_delete_agent(agent=access_agent(user=request.user, agent_id=agent_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class AgentRunsView(GenericAPIView):

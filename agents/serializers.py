@@ -5,15 +5,55 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from agents.actions import MAX_DESCRIPTION_CHARS, MAX_NAME_CHARS
-from agents.models import AgentStatus, NodeStatus, RunStatus
+from agents.models import AgentStatus, NodeStatus, RunStatus, RunTrigger
 from core.api.serializers import StrictSerializer, TextField
 
 
 class AgentCreateSerializer(StrictSerializer):
     name = TextField(max_length=MAX_NAME_CHARS)
     description = TextField(max_length=MAX_DESCRIPTION_CHARS, required=False, allow_blank=True, default="")
-    graph = serializers.JSONField(required=False, help_text="PROTOCOL §6: {nodes: [...], links: [...]}. Without a "
-                                                             "graph the agent is built in the background.")
+    graph = serializers.JSONField(required=False, help_text="PROTOCOL §6: {nodes: [...], links: [...]}; required "
+                                                             "(without one: 400 bad_graph)")
+
+
+class GraphSerializer(StrictSerializer):
+    graph = serializers.JSONField(help_text="PROTOCOL §6: {nodes: [...], links: [...]}")
+
+
+class ProblemSerializer(serializers.Serializer):
+    node = serializers.CharField(allow_null=True, help_text="the node the problem is in, or a link's source")
+    field = serializers.CharField(allow_null=True)
+    message = serializers.CharField()
+
+
+class GraphProblemsSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    problems = ProblemSerializer(many=True)
+
+
+class ValidSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+
+
+class InputSerializer(serializers.Serializer):
+    node = serializers.CharField()
+    input = serializers.CharField()
+    type = serializers.CharField(help_text="a JSON Schema type name, or any")
+    description = serializers.CharField(allow_blank=True)
+    default = serializers.JSONField(required=False)
+
+
+class LibraryAgentSerializer(serializers.Serializer):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    inputs = InputSerializer(many=True)
+    graph = serializers.JSONField()
+
+
+class InstalledSerializer(serializers.Serializer):
+    agent_id = serializers.UUIDField()
 
 
 class AgentUpdateSerializer(StrictSerializer):
@@ -46,6 +86,7 @@ class AgentSerializer(serializers.Serializer):
     build_error = serializers.CharField(allow_blank=True)
     version = serializers.IntegerField(allow_null=True)
     graph = serializers.JSONField(allow_null=True)
+    inputs = InputSerializer(many=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -68,6 +109,7 @@ class RunSerializer(serializers.Serializer):
     agent_id = serializers.UUIDField()
     version = serializers.IntegerField()
     status = serializers.ChoiceField(choices=RunStatus.choices)
+    trigger = serializers.ChoiceField(choices=RunTrigger.choices)
     inputs = serializers.JSONField()
     outputs = serializers.JSONField(help_text="{node id: output} of the nodes no link leaves")
     error = serializers.CharField(allow_blank=True)

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from agents.actions import do_cancel_run, do_enqueue_run
 from agents.graphs import sink_ids
-from agents.models import Agent, AgentRun
+from agents.models import Agent, AgentRun, RunTrigger
 from agents.selectors import access_agent, access_run, agents_with_run_counts, latest_version, recent_runs_with_nodes
 from core.errors import ApplicationError
 
@@ -83,8 +83,8 @@ def agent_run(request: HttpRequest, agent_id: Any) -> HttpResponse:
         try:
             inputs = json.loads(inputs_text) if inputs_text else None
         except ValueError as exc:
-            raise ApplicationError(f"inputs: not JSON: {exc}", code="invalid_inputs") from None
-        run = do_enqueue_run(agent=agent, inputs=inputs)
+            raise ApplicationError(f"inputs: not JSON: {exc}", code="bad_inputs") from None
+        run = do_enqueue_run(agent=agent, inputs=inputs, trigger=RunTrigger.PAGE)
     except ApplicationError as exc:
         messages.error(request, exc.message)
         return _render_detail(request, agent, inputs_text=inputs_text, status=400)

@@ -1,4 +1,4 @@
-"""`manage.py agents_worker`: the background worker for agent runs and builds.
+"""`manage.py agents_worker`: the background worker for agent runs and schedules.
 
 django-tasks-db's database worker on the `agents` queue, plus what agents need around it: it wakes as soon as
 work is queued (core.broadcast) and otherwise looks at the queue at most every WORKER_POLL_SECONDS; the
@@ -92,7 +92,7 @@ async def hear_queued_work(wakeup: threading.Event, listening: threading.Event) 
 
 
 class Command(BaseCommand):
-    help = "Run the background worker of agent runs and builds (the database task worker, with a reaper)."
+    help = "Run the background worker of agent runs (the database task worker, with a reaper and the scheduler)."
 
     def add_arguments(self, parser):
         parser.add_argument("--interval", type=float, default=None,
