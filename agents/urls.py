@@ -7,6 +7,8 @@ from agents import api, views
 app_name = "agents"
 urlpatterns = [
     path("agents/", views.agent_list, name="list"),
+    path("agents/library/", views.library, name="library"),
+    path("agents/library/<slug:slug>/install/", views.library_install, name="library-install"),
     path("agents/<uuid:agent_id>/", views.agent_detail, name="detail"),
     path("agents/<uuid:agent_id>/run/", views.agent_run, name="run"),
     path("agents/runs/<uuid:run_id>/cancel/", views.run_cancel, name="run-cancel"),

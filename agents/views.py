@@ -11,10 +11,19 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from agents.actions import do_cancel_run, do_enqueue_run
+from agents.actions import do_cancel_run, do_enqueue_run, do_install_library_agent
 from agents.graphs import sink_ids
 from agents.models import Agent, AgentRun, RunTrigger
-from agents.selectors import access_agent, access_run, agents_with_run_counts, latest_version, recent_runs_with_nodes
+from agents.selectors import (
+    access_agent,
+    access_library_agent,
+    access_run,
+    agents_with_run_counts,
+    latest_version,
+    library_agents,
+    library_dict,
+    recent_runs_with_nodes,
+)
 from core.errors import ApplicationError
 
 RUNS_SHOWN = 10
@@ -89,6 +98,25 @@ def agent_run(request: HttpRequest, agent_id: Any) -> HttpResponse:
         messages.error(request, exc.message)
         return _render_detail(request, agent, inputs_text=inputs_text, status=400)
     messages.success(request, f"Run {run.id} queued.")
+    return redirect("agents:detail", agent_id=agent.id)
+
+
+@login_required
+@require_GET
+def library(request: HttpRequest) -> HttpResponse:
+    return render(request, "agents/library.html", {"entries": [library_dict(entry) for entry in library_agents()]})
+
+
+@login_required
+@require_POST
+def library_install(request: HttpRequest, slug: str) -> HttpResponse:
+    entry = access_library_agent(slug=slug)  # NotFound: the 404 page
+    try:
+        agent = do_install_library_agent(owner_id=request.user.pk, entry=entry)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("agents:library")
+    messages.success(request, f"Installed {agent.name!r}: your own copy.")
     return redirect("agents:detail", agent_id=agent.id)
 
 

@@ -4,8 +4,8 @@ from django.db import migrations
 
 
 def money(expression: str) -> str:
-    """A `text` template of a calculator expression rounded down to cents."""
-    return f"(({expression}) * 100 // 1) / 100"
+    """A `text` template of a calculator expression rounded to cents."""
+    return f"(({expression}) * 100 + 0.5) // 1 / 100"
 
 
 LIBRARY = [

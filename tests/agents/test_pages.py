@@ -113,3 +113,18 @@ def test_the_admin_filters_stuck_runs_and_cancels_them(client):
     assert response.status_code == 302
     assert AgentRun.objects.get(pk=stuck.pk).status == RunStatus.CANCELLED
     assert AgentRun.objects.get(pk=failed.pk).status == RunStatus.FAILED  # ended runs are left as they are
+
+
+def test_the_library_page_installs_a_copy(client, owner, library):
+    page = client.get("/agents/library/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    for entry in library:
+        assert entry["name"] in html and f'action="/agents/library/{entry["slug"]}/install/"' in html
+    installed = client.post("/agents/library/split-the-bill/install/")
+    assert installed.status_code == 302
+    agent = owner.agents.get()
+    assert installed["Location"] == f"/agents/{agent.id}/" and agent.name == "Split the bill"
+    assert "Split the bill" in client.get(installed["Location"]).content.decode()
+    assert client.post("/agents/library/nope/install/").status_code == 404
+    assert client.get("/agents/library/split-the-bill/install/").status_code == 405

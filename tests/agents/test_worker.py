@@ -79,3 +79,19 @@ def test_an_agent_that_asks_the_model_runs_in_the_worker(agents_worker, api):
     prompt = AgentRunNode.objects.get(run_id=run.id, node_id="answer").input["prompt"]
     assert prompt == "Write a haiku about {the topic}.\n\nThe sea."
     assert run.outputs["answer"]["text"]  # the local model answered
+
+
+def test_every_library_agent_runs_offline_once_installed(agents_worker, api, library):
+    expected = {"loan-payment": {"summary": {"text": "Pay 1013.37 a month; 364813.2 in all."}},
+                "celsius-to-fahrenheit": {"say": {"text": "69.8 °F"}},
+                "split-the-bill": {"say": {"text": "Each of you pays 34.5."}}}
+    runs = {}
+    for entry in library:
+        agent_id = api.post(f"/api/library/{entry['slug']}/install/").data["agent_id"]
+        inputs = {"delay": {"seconds": 0}} if entry["slug"] == "timed-reminder" else None
+        runs[entry["slug"]] = start_run(api, agent_id, inputs=inputs)
+    for slug, run_id in runs.items():
+        run = wait_for_run(run_id)
+        assert run.status == RunStatus.COMPLETED, (slug, run.error)
+        if slug in expected:
+            assert run.outputs == expected[slug]
