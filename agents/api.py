@@ -18,10 +18,12 @@ from agents.actions import (
 )
 from agents.blocks import all_blocks
 from agents.graphs import check_graph
+from agents.schedules import do_create_schedule, do_delete_schedule
 from agents.selectors import (
     access_agent,
     access_library_agent,
     access_run,
+    access_schedule,
     agent_dict,
     agents_with_run_counts,
     latest_version,
@@ -29,10 +31,11 @@ from agents.selectors import (
     library_dict,
     run_dict,
     runs_of_agent,
+    schedule_dict,
 )
 from core.api.schema import Pagination, error_responses
 
-ERROR_TEXTS = {400: "Bad input: the message says what is wrong (every problem of a graph)",
+ERROR_TEXTS = {400: "Bad input: the message says what is wrong (every problem of a graph; bad_cron, bad_inputs)",
                404: "No such agent or run (or another user's)", 409: "Conflicts with the agent's or run's state"}
 
 
@@ -96,6 +99,7 @@ class ValidateView(GenericAPIView):
 
 
 class LibraryListView(GenericAPIView):
+    pagination_class = None  # PROTOCOL §10: a plain list (the library is small and curated)
     serializer_class = s.LibraryAgentSerializer
 
     @extend_schema(summary="The library: ready-made agents, each runnable offline",
@@ -180,3 +184,41 @@ class RunCancelView(GenericAPIView):
                    responses={200: s.RunSerializer, **errors(409)})
     def post(self, request, run_id):
         return Response(run_dict(do_cancel_run(run=access_run(user=request.user, run_id=run_id))))
+
+
+class AgentSchedulesView(GenericAPIView):
+    pagination_class = Pagination
+    serializer_class = s.ScheduleSerializer
+
+    @extend_schema(summary="The agent's schedules, the next due first",
+                   responses={200: s.ScheduleSerializer(many=True), **errors(400)})
+    def get(self, request, agent_id):
+        agent = access_agent(user=request.user, agent_id=agent_id)
+        page = self.paginate_queryset(agent.schedules.order_by("next_run_at", "id"))
+        return self.get_paginated_response([schedule_dict(schedule) for schedule in page])
+
+    @extend_schema(summary="Run the agent at each time of a cron expression", request=s.ScheduleCreateSerializer,
+                   description="A bad cron is `400 bad_cron`, an unknown timezone `400 bad_timezone`, inputs that "
+                               "do not fit the agent `400 bad_inputs`. Times missed while no worker ran are run once.",
+                   responses={201: s.ScheduleSerializer, **errors(400, 413, 415, 429)})
+    def post(self, request, agent_id):
+        agent = access_agent(user=request.user, agent_id=agent_id)
+        serializer = s.ScheduleCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        schedule = do_create_schedule(agent=agent, cron=data["cron"], inputs=data.get("inputs"),
+                                      timezone_name=data.get("timezone"))
+        return Response(schedule_dict(schedule), status=status.HTTP_201_CREATED)
+
+
+class ScheduleDetailView(GenericAPIView):
+    serializer_class = s.ScheduleSerializer
+
+    @extend_schema(summary="A schedule", responses={200: s.ScheduleSerializer, **errors()})
+    def get(self, request, schedule_id):
+        return Response(schedule_dict(access_schedule(user=request.user, schedule_id=schedule_id)))
+
+    @extend_schema(summary="Delete a schedule", responses={204: None, **errors()})
+    def delete(self, request, schedule_id):
+        do_delete_schedule(schedule=access_schedule(user=request.user, schedule_id=schedule_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -10,7 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Max, Q, QuerySet
 
 from agents.graphs import declared_inputs
-from agents.models import Agent, AgentRun, AgentRunNode, AgentVersion, LibraryAgent, RunStatus
+from agents.models import Agent, AgentRun, AgentRunNode, AgentVersion, LibraryAgent, RunStatus, Schedule
 from core.errors import NotFound
 
 FOUND_AGENTS_LIMIT = 20
@@ -78,7 +78,9 @@ def agent_dict(agent: Agent, version: AgentVersion | None) -> dict[str, Any]:
     return {"id": str(agent.id), "name": agent.name, "description": agent.description, "status": agent.status,
             "build_error": agent.build_error, "version": version.number if version else None,
             "graph": version.graph if version else None,
-            "inputs": declared_inputs(version.graph) if version else [], "created_at": agent.created_at.isoformat(),
+            "inputs": declared_inputs(version.graph) if version else [],
+            "next_run_at": _iso(agent.schedules.order_by("next_run_at").values_list("next_run_at", flat=True).first()),
+            "created_at": agent.created_at.isoformat(),
             "updated_at": agent.updated_at.isoformat()}
 
 
@@ -134,3 +136,23 @@ def runs_of_agent(agent: Agent) -> QuerySet[AgentRun]:
 
 def recent_runs_with_nodes(agent: Agent, *, limit: int = 10) -> list[AgentRun]:
     return list(runs_of_agent(agent).prefetch_related("nodes")[:limit])
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def schedule_dict(schedule: Schedule) -> dict[str, Any]:
+    return {"id": str(schedule.id), "agent_id": str(schedule.agent_id), "cron": schedule.cron,
+            "timezone": schedule.timezone, "inputs": schedule.inputs, "next_run_at": _iso(schedule.next_run_at),
+            "last_run_at": _iso(schedule.last_run_at),
+            "last_run_id": str(schedule.last_run_id) if schedule.last_run_id else None,
+            "last_error": schedule.last_error, "created_at": _iso(schedule.created_at)}
+
+
+def access_schedule(*, user: AbstractBaseUser, schedule_id: Any) -> Schedule:
+    found = Schedule.objects.filter(pk=_uuid_or_not_found(schedule_id, "schedule"), agent__owner=user).first() \
+        if user.is_authenticated else None
+    if found is None:
+        raise NotFound("no such schedule")
+    return found

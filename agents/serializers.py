@@ -29,7 +29,7 @@ class ProblemSerializer(serializers.Serializer):
 class GraphProblemsSerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
-    problems = ProblemSerializer(many=True)
+    problems = ProblemSerializer(many=True, required=False, help_text="with code bad_graph or bad_inputs")
 
 
 class ValidSerializer(serializers.Serializer):
@@ -87,6 +87,7 @@ class AgentSerializer(serializers.Serializer):
     version = serializers.IntegerField(allow_null=True)
     graph = serializers.JSONField(allow_null=True)
     inputs = InputSerializer(many=True)
+    next_run_at = serializers.DateTimeField(allow_null=True, help_text="the soonest time a schedule runs it")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -118,6 +119,25 @@ class RunSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
     nodes = RunNodeSerializer(many=True)
+
+
+class ScheduleCreateSerializer(StrictSerializer):
+    cron = serializers.JSONField(allow_null=True, help_text="five fields: minute hour day-of-month month day-of-week (croniter)")
+    inputs = serializers.JSONField(required=False, help_text="{node id: {input: value}}, the inputs of each run")
+    timezone = serializers.JSONField(required=False, help_text="an IANA name; default UTC")
+
+
+class ScheduleSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    agent_id = serializers.UUIDField()
+    cron = serializers.CharField()
+    timezone = serializers.CharField()
+    inputs = serializers.JSONField()
+    next_run_at = serializers.DateTimeField()
+    last_run_at = serializers.DateTimeField(allow_null=True)
+    last_run_id = serializers.UUIDField(allow_null=True)
+    last_error = serializers.CharField(allow_blank=True, help_text="why the last time queued no run (a quota…)")
+    created_at = serializers.DateTimeField()
 
 
 class BlockSerializer(serializers.Serializer):

@@ -12,6 +12,8 @@ urlpatterns = [
     path("agents/<uuid:agent_id>/", views.agent_detail, name="detail"),
     path("agents/<uuid:agent_id>/run/", views.agent_run, name="run"),
     path("agents/runs/<uuid:run_id>/cancel/", views.run_cancel, name="run-cancel"),
+    path("agents/<uuid:agent_id>/schedules/", views.schedule_create, name="schedule-create"),
+    path("agents/schedules/<uuid:schedule_id>/delete/", views.schedule_delete, name="schedule-delete"),
     path("api/blocks/", api.BlockListView.as_view(), name="api-blocks"),
     path("api/agents/", api.AgentListView.as_view(), name="api-agents"),
     path("api/agents/validate/", api.ValidateView.as_view(), name="api-validate"),
@@ -19,6 +21,8 @@ urlpatterns = [
     path("api/library/<str:slug>/install/", api.LibraryInstallView.as_view(), name="api-library-install"),
     path("api/agents/<str:agent_id>/", api.AgentDetailView.as_view(), name="api-agent"),
     path("api/agents/<str:agent_id>/runs/", api.AgentRunsView.as_view(), name="api-agent-runs"),
+    path("api/agents/<str:agent_id>/schedules/", api.AgentSchedulesView.as_view(), name="api-agent-schedules"),
+    path("api/schedules/<str:schedule_id>/", api.ScheduleDetailView.as_view(), name="api-schedule"),
     path("api/runs/<str:run_id>/", api.RunDetailView.as_view(), name="api-run"),
     path("api/runs/<str:run_id>/cancel/", api.RunCancelView.as_view(), name="api-run-cancel"),
 ]

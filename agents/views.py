@@ -14,10 +14,12 @@ from django.views.decorators.http import require_GET, require_POST
 from agents.actions import do_cancel_run, do_enqueue_run, do_install_library_agent
 from agents.graphs import sink_ids
 from agents.models import Agent, AgentRun, RunTrigger
+from agents.schedules import do_create_schedule, do_delete_schedule
 from agents.selectors import (
     access_agent,
     access_library_agent,
     access_run,
+    access_schedule,
     agents_with_run_counts,
     latest_version,
     library_agents,
@@ -68,11 +70,14 @@ def agent_list(request: HttpRequest) -> HttpResponse:
     return render(request, "agents/agent_list.html", {"agents": agents_with_run_counts(request.user)})
 
 
-def _render_detail(request: HttpRequest, agent: Agent, *, inputs_text: str = "", status: int = 200) -> HttpResponse:
+def _render_detail(request: HttpRequest, agent: Agent, *, inputs_text: str = "", status: int = 200,
+                   schedule_form: dict[str, str] | None = None) -> HttpResponse:
     version = latest_version(agent)
     nodes, links = _graph_rows(version.graph) if version else ([], [])
     return render(request, "agents/agent_detail.html", {
         "agent": agent, "version": version, "nodes": nodes, "links": links, "inputs_text": inputs_text,
+        "schedules": list(agent.schedules.order_by("next_run_at", "id")),
+        "schedule_form": schedule_form or {"cron": "", "timezone": "UTC", "inputs": ""},
         "runs": [_run_rows(run) for run in recent_runs_with_nodes(agent, limit=RUNS_SHOWN)],
     }, status=status)
 
@@ -99,6 +104,38 @@ def agent_run(request: HttpRequest, agent_id: Any) -> HttpResponse:
         return _render_detail(request, agent, inputs_text=inputs_text, status=400)
     messages.success(request, f"Run {run.id} queued.")
     return redirect("agents:detail", agent_id=agent.id)
+
+
+def _json_or_none(text: str, what: str) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError as exc:
+        raise ApplicationError(f"{what}: not JSON: {exc}", code="bad_inputs") from None
+
+
+@login_required
+@require_POST
+def schedule_create(request: HttpRequest, agent_id: Any) -> HttpResponse:
+    agent = _own_agent(request, agent_id)
+    form = {name: request.POST.get(name, "").strip() for name in ("cron", "timezone", "inputs")}
+    try:
+        schedule = do_create_schedule(agent=agent, cron=form["cron"], timezone_name=form["timezone"] or None,
+                                      inputs=_json_or_none(form["inputs"], "inputs"))
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return _render_detail(request, agent, status=400, schedule_form=form)
+    messages.success(request, f"Scheduled: next run {schedule.next_run_at:%Y-%m-%d %H:%M} UTC.")
+    return redirect("agents:detail", agent_id=agent.id)
+
+
+@login_required
+@require_POST
+def schedule_delete(request: HttpRequest, schedule_id: Any) -> HttpResponse:
+    schedule = access_schedule(user=request.user, schedule_id=schedule_id)  # NotFound: the 404 page
+    agent_id = schedule.agent_id
+    do_delete_schedule(schedule=schedule)
+    messages.success(request, "Schedule deleted.")
+    return redirect("agents:detail", agent_id=agent_id)
 
 
 @login_required

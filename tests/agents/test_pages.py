@@ -128,3 +128,17 @@ def test_the_library_page_installs_a_copy(client, owner, library):
     assert "Split the bill" in client.get(installed["Location"]).content.decode()
     assert client.post("/agents/library/nope/install/").status_code == 404
     assert client.get("/agents/library/split-the-bill/install/").status_code == 405
+
+
+def test_the_agent_page_schedules_and_shows_the_next_run(client, owner):
+    agent = do_create_agent(owner_id=owner.pk, name="daily", graph=greeting_pipeline())
+    bad = client.post(f"/agents/{agent.id}/schedules/", {"cron": "every day", "timezone": "UTC"})
+    assert bad.status_code == 400 and "is not five fields" in bad.content.decode()
+    made = client.post(f"/agents/{agent.id}/schedules/", {"cron": "0 7 * * *", "timezone": "Europe/Paris"})
+    assert made.status_code == 302
+    schedule = agent.schedules.get()
+    page = client.get(f"/agents/{agent.id}/").content.decode()
+    assert "0 7 * * *" in page and "Europe/Paris" in page
+    assert f'datetime="{schedule.next_run_at.isoformat()}"'.replace("+00:00", "+00:00") in page
+    assert client.post(f"/agents/schedules/{schedule.id}/delete/").status_code == 302
+    assert not agent.schedules.exists()
