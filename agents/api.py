@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.generics import GenericAPIView
@@ -24,6 +25,7 @@ from agents.selectors import (
     access_library_agent,
     access_run,
     access_schedule,
+    access_webhook,
     agent_dict,
     agents_with_run_counts,
     latest_version,
@@ -33,6 +35,7 @@ from agents.selectors import (
     runs_of_agent,
     schedule_dict,
 )
+from agents.webhooks import do_create_webhook, do_revoke_webhook, do_rotate_secret, webhook_dict
 from core.api.schema import Pagination, error_responses
 
 ERROR_TEXTS = {400: "Bad input: the message says what is wrong (every problem of a graph; bad_cron, bad_inputs)",
@@ -222,3 +225,50 @@ class ScheduleDetailView(GenericAPIView):
     def delete(self, request, schedule_id):
         do_delete_schedule(schedule=access_schedule(user=request.user, schedule_id=schedule_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _webhook_url(request, webhook) -> str:
+    return request.build_absolute_uri(reverse("agents:webhook-receive", kwargs={"webhook_id": webhook.id}))
+
+
+class AgentWebhooksView(GenericAPIView):
+    pagination_class = Pagination
+    serializer_class = s.WebhookSerializer
+
+    @extend_schema(summary="The agent's webhooks (their secrets are not shown again)",
+                   responses={200: s.WebhookSerializer(many=True), **errors(400)})
+    def get(self, request, agent_id):
+        agent = access_agent(user=request.user, agent_id=agent_id)
+        page = self.paginate_queryset(agent.webhooks.order_by("-created_at", "id"))
+        return self.get_paginated_response([webhook_dict(hook, url=_webhook_url(request, hook)) for hook in page])
+
+    @extend_schema(summary="A webhook of the agent: a URL and a secret, shown this once", request=None,
+                   responses={201: s.WebhookSecretSerializer, **errors(429)})
+    def post(self, request, agent_id):
+        webhook = do_create_webhook(agent=access_agent(user=request.user, agent_id=agent_id))
+        return Response(webhook_dict(webhook, url=_webhook_url(request, webhook), with_secret=True),
+                        status=status.HTTP_201_CREATED)
+
+
+class WebhookDetailView(GenericAPIView):
+    serializer_class = s.WebhookSerializer
+
+    @extend_schema(summary="A webhook", responses={200: s.WebhookSerializer, **errors()})
+    def get(self, request, webhook_id):
+        webhook = access_webhook(user=request.user, webhook_id=webhook_id)
+        return Response(webhook_dict(webhook, url=_webhook_url(request, webhook)))
+
+    @extend_schema(summary="Revoke a webhook: its URL answers 404 from now on", responses={204: None, **errors()})
+    def delete(self, request, webhook_id):
+        do_revoke_webhook(webhook=access_webhook(user=request.user, webhook_id=webhook_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookRotateView(GenericAPIView):
+    serializer_class = s.WebhookSecretSerializer
+
+    @extend_schema(summary="A new secret for the webhook, shown this once; the old one signs nothing any more",
+                   request=None, responses={200: s.WebhookSecretSerializer, **errors()})
+    def post(self, request, webhook_id):
+        webhook = do_rotate_secret(webhook=access_webhook(user=request.user, webhook_id=webhook_id))
+        return Response(webhook_dict(webhook, url=_webhook_url(request, webhook), with_secret=True))

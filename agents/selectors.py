@@ -10,7 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Max, Q, QuerySet
 
 from agents.graphs import declared_inputs
-from agents.models import Agent, AgentRun, AgentRunNode, AgentVersion, LibraryAgent, RunStatus, Schedule
+from agents.models import Agent, AgentRun, AgentRunNode, AgentVersion, LibraryAgent, RunStatus, Schedule, Webhook
 from core.errors import NotFound
 
 FOUND_AGENTS_LIMIT = 20
@@ -155,4 +155,12 @@ def access_schedule(*, user: AbstractBaseUser, schedule_id: Any) -> Schedule:
         if user.is_authenticated else None
     if found is None:
         raise NotFound("no such schedule")
+    return found
+
+
+def access_webhook(*, user: AbstractBaseUser, webhook_id: Any) -> Webhook:
+    found = Webhook.objects.filter(pk=_uuid_or_not_found(webhook_id, "webhook"), agent__owner=user).first() \
+        if user.is_authenticated else None
+    if found is None:
+        raise NotFound("no such webhook")
     return found

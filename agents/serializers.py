@@ -140,6 +140,19 @@ class ScheduleSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+class WebhookSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    agent_id = serializers.UUIDField()
+    url = serializers.URLField(help_text="POST a signed JSON object here (the run's inputs)")
+    created_at = serializers.DateTimeField()
+    rotated_at = serializers.DateTimeField(allow_null=True)
+    revoked_at = serializers.DateTimeField(allow_null=True)
+
+
+class WebhookSecretSerializer(WebhookSerializer):
+    secret = serializers.CharField(help_text="shown this once: sign with HMAC-SHA256 of \"<timestamp>.<body>\"")
+
+
 class BlockSerializer(serializers.Serializer):
     name = serializers.CharField()
     description = serializers.CharField()

@@ -9,23 +9,26 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from agents.actions import do_cancel_run, do_enqueue_run, do_install_library_agent
 from agents.graphs import sink_ids
-from agents.models import Agent, AgentRun, RunTrigger
+from agents.models import Agent, AgentRun, RunTrigger, Webhook
 from agents.schedules import do_create_schedule, do_delete_schedule
 from agents.selectors import (
     access_agent,
     access_library_agent,
     access_run,
     access_schedule,
+    access_webhook,
     agents_with_run_counts,
     latest_version,
     library_agents,
     library_dict,
     recent_runs_with_nodes,
 )
+from agents.webhooks import do_create_webhook, do_revoke_webhook, do_rotate_secret
 from core.errors import ApplicationError
 
 RUNS_SHOWN = 10
@@ -77,6 +80,8 @@ def _render_detail(request: HttpRequest, agent: Agent, *, inputs_text: str = "",
     return render(request, "agents/agent_detail.html", {
         "agent": agent, "version": version, "nodes": nodes, "links": links, "inputs_text": inputs_text,
         "schedules": list(agent.schedules.order_by("next_run_at", "id")),
+        "webhooks": [{"webhook": hook, "url": _webhook_url(request, hook)}
+                     for hook in agent.webhooks.filter(revoked_at__isnull=True).order_by("-created_at")],
         "schedule_form": schedule_form or {"cron": "", "timezone": "UTC", "inputs": ""},
         "runs": [_run_rows(run) for run in recent_runs_with_nodes(agent, limit=RUNS_SHOWN)],
     }, status=status)
@@ -136,6 +141,45 @@ def schedule_delete(request: HttpRequest, schedule_id: Any) -> HttpResponse:
     do_delete_schedule(schedule=schedule)
     messages.success(request, "Schedule deleted.")
     return redirect("agents:detail", agent_id=agent_id)
+
+
+def _webhook_url(request: HttpRequest, webhook: Webhook) -> str:
+    return request.build_absolute_uri(reverse("agents:webhook-receive", kwargs={"webhook_id": webhook.id}))
+
+
+@login_required
+@require_POST
+def webhook_create(request: HttpRequest, agent_id: Any) -> HttpResponse:
+    agent = _own_agent(request, agent_id)
+    try:
+        webhook = do_create_webhook(agent=agent)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Webhook made. Its secret, shown this once: {webhook.secret}")
+    return redirect(reverse("agents:detail", kwargs={"agent_id": agent.id}) + "#webhooks")
+
+
+@login_required
+@require_POST
+def webhook_rotate(request: HttpRequest, webhook_id: Any) -> HttpResponse:
+    webhook = access_webhook(user=request.user, webhook_id=webhook_id)
+    try:
+        webhook = do_rotate_secret(webhook=webhook)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"New secret, shown this once: {webhook.secret}")
+    return redirect(reverse("agents:detail", kwargs={"agent_id": webhook.agent_id}) + "#webhooks")
+
+
+@login_required
+@require_POST
+def webhook_revoke(request: HttpRequest, webhook_id: Any) -> HttpResponse:
+    webhook = access_webhook(user=request.user, webhook_id=webhook_id)
+    do_revoke_webhook(webhook=webhook)
+    messages.success(request, "Webhook revoked: its URL answers 404 from now on.")
+    return redirect(reverse("agents:detail", kwargs={"agent_id": webhook.agent_id}) + "#webhooks")
 
 
 @login_required

@@ -142,3 +142,17 @@ def test_the_agent_page_schedules_and_shows_the_next_run(client, owner):
     assert f'datetime="{schedule.next_run_at.isoformat()}"'.replace("+00:00", "+00:00") in page
     assert client.post(f"/agents/schedules/{schedule.id}/delete/").status_code == 302
     assert not agent.schedules.exists()
+
+
+def test_the_agent_page_makes_rotates_and_revokes_webhooks(client, owner):
+    agent = do_create_agent(owner_id=owner.pk, name="hooked", graph=greeting_pipeline())
+    made = client.post(f"/agents/{agent.id}/webhooks/", follow=True).content.decode()
+    webhook = agent.webhooks.get()
+    assert f"shown this once: {webhook.secret}" in made and f"/api/hooks/{webhook.id}/" in made
+    assert "openssl dgst -sha256 -hmac" in made
+    rotated = client.post(f"/agents/webhooks/{webhook.id}/rotate/", follow=True).content.decode()
+    webhook.refresh_from_db()
+    assert f"shown this once: {webhook.secret}" in rotated
+    assert webhook.secret not in client.get(f"/agents/{agent.id}/").content.decode()  # once only
+    client.post(f"/agents/webhooks/{webhook.id}/revoke/")
+    assert f"/api/hooks/{webhook.id}/" not in client.get(f"/agents/{agent.id}/").content.decode()
