@@ -1,6 +1,6 @@
 """Writes of agents and their runs (`do_*`), and checks of raw input (`check_*`).
 
-A run or build ends in one transaction with the report its chat session will hear (agents.reports), and each
+A run ends in one transaction with the report its chat session will hear (agents.reports), and each
 ending is a conditional UPDATE, so whoever ends it first — the worker, a cancel, the reaper — ends it alone.
 A queued run wakes an idle worker, and a cancel the worker running it (core.broadcast), once committed.
 """
@@ -19,19 +19,20 @@ from django.db.models import Max
 from django.utils import timezone
 
 from agents import observers, tasks
-from agents.builder import graph_from_description
 from agents.errors import AgentExists, AgentNotReady, BadAgent, RunFinished, TooManyRuns
-from agents.graphs import GraphError, check_graph, check_run_inputs, saved_form, sink_ids
+from agents.graphs import GraphError, Problem, check_graph, check_run_inputs, saved_form, sink_ids
 from agents.models import (
     Agent,
     AgentRun,
     AgentRunNode,
     AgentStatus,
     AgentVersion,
+    LibraryAgent,
     NodeStatus,
     RunStatus,
+    RunTrigger,
 )
-from agents.reports import post_build_report, post_run_report
+from agents.reports import post_run_report
 from agents.selectors import latest_version
 from core import broadcast
 from core.conf import copilot_setting
@@ -77,28 +78,28 @@ def checked_for_saving(graph: Any) -> dict[str, Any] | None:
     return saved_form(graph)
 
 
-def do_create_agent(*, owner_id: Any, name: object, description: object = "", graph: Any = None,
-                    session_id: Any = None) -> Agent:
-    """Save a new agent: `ready` with version 1 when a graph is given, else `building` with its build queued.
+GRAPH_REQUIRED = ("a graph is required: compose one from the blocks (list_blocks, GET /api/blocks/), check it "
+                  "with validate_agent (POST /api/agents/validate/), then save it")
 
-    Raises BadAgent, GraphError (nothing saved) or AgentExists (the owner has an agent of that name).
+
+def do_create_agent(*, owner_id: Any, name: object, description: object = "", graph: Any = None,
+                    installed_from: str = "") -> Agent:
+    """Save a new agent with its graph as version 1. Nothing invents a graph: without one it is refused.
+
+    Raises BadAgent, GraphError (nothing saved), QuotaExceeded or AgentExists (the owner has an agent of that name).
     """
     name, description = check_agent_name(name), check_description(description)
+    if graph is None:
+        raise GraphError([Problem(None, "graph", GRAPH_REQUIRED)])
     saved = checked_for_saving(graph)
-    if saved is None and not description:
-        raise BadAgent("description: say what the agent should do, or give a graph")
     limit = copilot_setting("MAX_AGENTS_PER_USER")
     if Agent.objects.filter(owner_id=owner_id).count() >= limit:
         raise QuotaExceeded(f"you have {limit:,} agents, the most allowed: delete some first", code="too_many_agents")
     try:
         with transaction.atomic():
             agent = Agent.objects.create(owner_id=owner_id, name=name, description=description,
-                                         status=AgentStatus.READY if saved else AgentStatus.BUILDING,
-                                         build_session_id=None if saved else session_id)
-            if saved:
-                AgentVersion.objects.create(agent=agent, number=1, graph=saved)
-            else:
-                enqueue(tasks.build_agent, str(agent.id))
+                                         status=AgentStatus.READY, installed_from=installed_from)
+            AgentVersion.objects.create(agent=agent, number=1, graph=saved)
     except IntegrityError:
         existing = Agent.objects.filter(owner_id=owner_id, name=name).values_list("id", flat=True).first()
         raise AgentExists(f"you already have an agent named {name!r} (agent_id {existing}); "
@@ -126,14 +127,19 @@ def do_update_agent(*, agent: Agent, name: object = None, description: object = 
     return agent
 
 
-def do_enqueue_run(*, agent: Agent, inputs: Any = None, session_id: Any = None) -> AgentRun:
+def do_delete_agent(*, agent: Agent) -> None:
+    """Delete the agent with its versions, runs, schedules and webhooks. A run in progress ends when its worker's
+    heartbeat finds it gone."""
+    agent.delete()
+
+
+def do_enqueue_run(*, agent: Agent, inputs: Any = None, session_id: Any = None,
+                   trigger: str = RunTrigger.API) -> AgentRun:
     """Check the inputs against the agent's newest version, then save the run and its task in one transaction.
 
-    Raises AgentNotReady (building, or its build failed), GraphError (the saved graph no longer checks, e.g. a
-    block was removed) or InputsError; nothing is queued then.
+    Raises AgentNotReady (no graph), GraphError (the saved graph no longer checks, e.g. a block was removed),
+    InputsError or TooManyRuns (MAX_QUEUED_RUNS_PER_USER, whatever the trigger); nothing is queued then.
     """
-    if agent.status == AgentStatus.BUILDING:
-        raise AgentNotReady(f"agent {agent.name!r} is still being built; it reports back when it is ready")
     version = latest_version(agent)
     if agent.status == AgentStatus.FAILED or version is None:
         raise AgentNotReady(f"agent {agent.name!r} has no graph to run: {agent.build_error or 'its build failed'}")
@@ -149,7 +155,7 @@ def do_enqueue_run(*, agent: Agent, inputs: Any = None, session_id: Any = None) 
             raise TooManyRuns(f"you have {limit} runs queued or running, the most allowed: wait for some to end")
         task_result = enqueue(tasks.run_agent, str(run_id))
         run = AgentRun.objects.create(id=run_id, agent=agent, version=version, session_id=session_id, inputs=inputs,
-                                      task_id=str(task_result.id))
+                                      trigger=trigger, task_id=str(task_result.id))
         AgentRunNode.objects.bulk_create([AgentRunNode(run=run, node_id=node.id, block=node.block.name, position=index)
                                           for index, node in enumerate(graph.nodes)])
     return run
@@ -280,47 +286,14 @@ def do_requeue_run(*, run_id: uuid.UUID, lost_task_id: str) -> bool:
     return True
 
 
-# --- the worker's side of a build ---
-
-
-def do_claim_build(*, agent_id: uuid.UUID) -> Agent | None:
-    """Mark the build started; None when there is nothing to build (it has a graph now, or another worker has it)."""
-    if not Agent.objects.filter(pk=agent_id, status=AgentStatus.BUILDING, build_started_at__isnull=True).update(
-            build_started_at=timezone.now()):
-        return None
-    return Agent.objects.get(pk=agent_id)
-
-
-def do_build_agent(*, agent_id: uuid.UUID) -> str | None:
-    """Make the agent's first graph from its description and save it (or the failure); returns the status it
-    ended with, None when it was not this call's to build (built or claimed elsewhere, or reaped meanwhile)."""
-    agent = do_claim_build(agent_id=agent_id)
-    if agent is None:
-        return None
-    try:
-        graph, error = graph_from_description(name=agent.name, description=agent.description), ""
-    except GraphError as exc:
-        graph, error = None, f"the graph made from the description does not check: {exc.message}"
-    if not do_finish_build(agent_id=agent.id, graph=graph, error=error):
-        return None
-    logger.info("agent=%s build ended %s", agent.id, "ready" if graph else f"failed: {error}")
-    return AgentStatus.READY if graph else AgentStatus.FAILED
-
-
-def do_finish_build(*, agent_id: uuid.UUID, graph: dict[str, Any] | None = None, error: str = "",
-                    stale_before: datetime | None = None) -> bool:
-    """Save the built graph as version 1 (`ready`), or the build's failure; with its report. False if ended."""
-    status = AgentStatus.READY if graph is not None else AgentStatus.FAILED
-    with transaction.atomic():
-        building = Agent.objects.filter(pk=agent_id, status=AgentStatus.BUILDING)
-        if stale_before is not None:
-            building = building.filter(build_started_at__lt=stale_before)
-        if not building.update(status=status, build_error=error, updated_at=timezone.now()):
-            return False
-        agent = Agent.objects.get(pk=agent_id)
-        if graph is not None:
-            AgentVersion.objects.create(agent=agent, number=1, graph=graph)
-        if agent.build_session_id is not None:
-            post_build_report(session_id=agent.build_session_id, agent_id=agent.id, name=agent.name, status=status,
-                              error=error)
-        return True
+def do_install_library_agent(*, owner_id: Any, entry: LibraryAgent) -> Agent:
+    """The owner's own copy of a library agent, version 1 its graph; named like it (then "… 2", "… 3"… when the
+    owner has an agent of that name already). Raises QuotaExceeded or GraphError (a block it needs is gone)."""
+    taken = set(Agent.objects.filter(owner_id=owner_id, name__startswith=entry.name).values_list("name", flat=True))
+    name = entry.name
+    number = 1
+    while name in taken:
+        number += 1
+        name = f"{entry.name} {number}"
+    return do_create_agent(owner_id=owner_id, name=name, description=entry.description, graph=entry.graph,
+                           installed_from=entry.slug)

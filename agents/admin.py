@@ -27,7 +27,7 @@ class AgentAdmin(admin.ModelAdmin):
     list_filter = ["status"]
     search_fields = ["id", "name", "description", "owner__username"]
     list_select_related = ["owner"]
-    readonly_fields = ["id", "build_session", "build_started_at", "created_at", "updated_at"]
+    readonly_fields = ["id", "installed_from", "created_at", "updated_at"]
     inlines = [AgentVersionInline]
 
 
@@ -62,11 +62,11 @@ class AgentRunNodeInline(admin.TabularInline):
 
 @admin.register(AgentRun)
 class AgentRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "agent", "status", "queued_at", "started_at", "heartbeat_at", "finished_at", "process"]
-    list_filter = ["status", StuckFilter]
+    list_display = ["id", "agent", "status", "trigger", "queued_at", "started_at", "heartbeat_at", "finished_at", "process"]
+    list_filter = ["status", "trigger", StuckFilter]
     search_fields = ["id", "agent__name", "agent__owner__username", "process", "task_id"]
     list_select_related = ["agent"]
-    readonly_fields = ["id", "agent", "version", "session", "inputs", "outputs", "status", "error", "queued_at",
+    readonly_fields = ["id", "agent", "version", "session", "trigger", "inputs", "outputs", "status", "error", "queued_at",
                        "started_at", "finished_at", "heartbeat_at", "process", "task_id"]
     inlines = [AgentRunNodeInline]
     actions = ["cancel_runs"]

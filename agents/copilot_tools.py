@@ -2,9 +2,9 @@
 app is ready.
 
 `list_blocks` and `run_block` need nothing of the session. The agent tools act for the session's user and chat,
-so `tools_for` makes them per session. Creating without a graph and running hand the work to the background
-worker and answer at once; the chat session hears the end as a `data-agent-build` / `data-agent-run` event
-(agents.reports).
+so `tools_for` makes them per session. The copilot composes graphs itself (list_blocks, validate_agent, then
+create_agent): nothing builds one from a description. A run goes to the background worker and the tool answers at
+once; the chat session hears the end as a `data-agent-run` event (agents.reports).
 """
 
 from __future__ import annotations
@@ -15,9 +15,20 @@ from typing import Any
 from channels.db import database_sync_to_async
 from claude_agent_sdk import SdkMcpTool, ToolAnnotations, tool
 
-from agents.actions import do_create_agent, do_enqueue_run
+from agents.actions import do_create_agent, do_enqueue_run, do_install_library_agent
 from agents.blocks import BlockError, all_blocks, run_block
-from agents.selectors import access_agent, access_run, agent_summary, find_agents, run_dict
+from agents.graphs import GraphError, check_graph
+from agents.models import RunTrigger
+from agents.selectors import (
+    access_agent,
+    access_library_agent,
+    access_run,
+    agent_summary,
+    find_agents,
+    library_agents,
+    library_dict,
+    run_dict,
+)
 from chat.engine.tools import ToolContext
 from core.errors import ApplicationError
 
@@ -52,7 +63,7 @@ async def run_block_tool(args: dict[str, Any]) -> dict[str, Any]:
 
 
 BLOCK_TOOLS: list[SdkMcpTool[Any]] = [list_blocks_tool, run_block_tool]
-AGENT_TOOL_NAMES = ["find_agent", "create_agent", "run_agent", "get_agent_run"]
+AGENT_TOOL_NAMES = ["find_agent", "validate_agent", "create_agent", "install_agent", "run_agent", "get_agent_run"]
 TOOL_NAMES = [t.name for t in BLOCK_TOOLS] + AGENT_TOOL_NAMES
 
 
@@ -79,6 +90,15 @@ async def _answer(work) -> dict[str, Any]:
         return tool_result(exc.message, is_error=True)
 
 
+def validation(graph: Any) -> dict[str, Any]:
+    """What POST /api/agents/validate/ answers, as a tool's result: `{ok: true}` or the 400's body with `ok: false`."""
+    try:
+        check_graph(graph)
+    except GraphError as exc:
+        return {"ok": False, **exc.as_json()}
+    return {"ok": True}
+
+
 def agent_tools(context: ToolContext) -> list[SdkMcpTool[Any]]:
     """The agent tools, acting for one session's user and reporting back to it."""
 
@@ -88,19 +108,26 @@ def agent_tools(context: ToolContext) -> list[SdkMcpTool[Any]]:
         if not isinstance(query, str):
             raise ApplicationError("query must be a string", code="bad_input")
         found = find_agents(owner_id=require_owner(context), query=query)
-        return {"agents": [agent_summary(agent) for agent in found]}
+        return {"agents": [agent_summary(agent) for agent in found],
+                "library": [library_dict(entry) for entry in library_agents(query=query)]}
 
     @database_sync_to_async
     def create(args: dict[str, Any]) -> dict[str, Any]:
         agent = do_create_agent(owner_id=require_owner(context), name=args.get("name"),
-                                description=args.get("description", ""), graph=_json_value(args.get("graph")),
-                                session_id=context.session_id)
+                                description=args.get("description", ""), graph=_json_value(args.get("graph")))
         return {"agent_id": str(agent.id), "status": agent.status}
+
+    @database_sync_to_async
+    def install(args: dict[str, Any]) -> dict[str, Any]:
+        agent = do_install_library_agent(owner_id=require_owner(context),
+                                         entry=access_library_agent(slug=args.get("slug")))
+        return {"agent_id": str(agent.id), "name": agent.name, "status": agent.status}
 
     @database_sync_to_async
     def run(args: dict[str, Any]) -> dict[str, Any]:
         agent = access_agent(owner_id=require_owner(context), agent_id=args.get("agent_id"))
-        run = do_enqueue_run(agent=agent, inputs=_json_value(args.get("inputs")), session_id=context.session_id)
+        run = do_enqueue_run(agent=agent, inputs=_json_value(args.get("inputs")), session_id=context.session_id,
+                             trigger=RunTrigger.COPILOT)
         return {"run_id": str(run.id), "status": run.status}
 
     @database_sync_to_async
@@ -108,19 +135,33 @@ def agent_tools(context: ToolContext) -> list[SdkMcpTool[Any]]:
         shown = run_dict(access_run(owner_id=require_owner(context), run_id=args.get("run_id")))
         return {key: shown[key] for key in ("run_id", "agent_id", "status", "error", "outputs", "nodes")}
 
-    @tool("find_agent", "Find your agents whose name or description matches the query (every word; empty: all).",
+    @tool("find_agent", "Find your agents, and the library's ready-made ones (install_agent gives you a copy), whose "
+          "name or description matches the query (every word; empty: all).",
           {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
           annotations=CONCURRENT)
     async def find_agent_tool(args: dict[str, Any]) -> dict[str, Any]:
         return await _answer(find(args))
 
-    @tool("create_agent", "Create an agent. With a graph it is ready at once; without one it is built in the "
-          "background from the description and this chat hears when it is ready. " + GRAPH_HELP,
+    @tool("validate_agent", "Check a graph exactly as saving it would: {ok: true}, or {ok: false, problems: "
+          "[{node, field, message}]} naming each problem's node and field. Fix the problems, then create_agent. "
+          + GRAPH_HELP,
+          {"type": "object", "properties": {"graph": {"type": "object"}}, "required": ["graph"]},
+          annotations=CONCURRENT)
+    async def validate_agent_tool(args: dict[str, Any]) -> dict[str, Any]:
+        return tool_result(validation(_json_value(args.get("graph"))))
+
+    @tool("create_agent", "Save a new agent from a graph you composed from list_blocks and checked with "
+          "validate_agent; it is ready at once. A graph is required. " + GRAPH_HELP,
           {"type": "object", "properties": {"name": {"type": "string"}, "description": {"type": "string"},
                                             "graph": {"type": "object"}},
-           "required": ["name", "description"]})
+           "required": ["name", "graph"]})
     async def create_agent_tool(args: dict[str, Any]) -> dict[str, Any]:
         return await _answer(create(args))
+
+    @tool("install_agent", "Install a ready-made agent of the library (find_agent lists them) as your own copy.",
+          {"type": "object", "properties": {"slug": {"type": "string"}}, "required": ["slug"]})
+    async def install_agent_tool(args: dict[str, Any]) -> dict[str, Any]:
+        return await _answer(install(args))
 
     @tool("run_agent", "Start a run of an agent in the background and return its run_id at once; this chat hears "
           "when it ends. inputs, optional, is {node id: {input: value}} laid over the nodes' own inputs.",
@@ -135,7 +176,8 @@ def agent_tools(context: ToolContext) -> list[SdkMcpTool[Any]]:
     async def get_agent_run_tool(args: dict[str, Any]) -> dict[str, Any]:
         return await _answer(get_run(args))
 
-    return [find_agent_tool, create_agent_tool, run_agent_tool, get_agent_run_tool]
+    return [find_agent_tool, validate_agent_tool, create_agent_tool, install_agent_tool, run_agent_tool,
+            get_agent_run_tool]
 
 
 def tools_for(context: ToolContext) -> list[SdkMcpTool[Any]]:

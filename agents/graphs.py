@@ -31,19 +31,37 @@ NODE_KEYS = {"id", "block", "input"}
 LINK_KEYS = ("from", "output", "to", "input")
 
 
-class GraphError(ApplicationError):
-    """A graph (or a run's inputs) that cannot run; `problems` lists each reason."""
+@dataclass(frozen=True)
+class Problem:
+    """One reason a graph cannot run (PROTOCOL §10): the node it is in (a link's source; None for the graph as a
+    whole), the field of it (`input.seconds`, `block`, `links[2]`…; None when there is none), and what is wrong."""
 
-    code = "invalid_graph"
+    node: str | None
+    field: str | None
+    message: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"node": self.node, "field": self.field, "message": self.message}
+
+
+class GraphError(ApplicationError):
+    """A graph (or a run's inputs) that cannot run; `problems` lists each reason as text, `details` as Problems."""
+
+    code = "bad_graph"
     http_status = 400
 
-    def __init__(self, problems: list[str], *, code: str | None = None) -> None:
-        self.problems = problems
-        super().__init__("; ".join(problems), code=code)
+    def __init__(self, problems: list[Problem | str], *, code: str | None = None) -> None:
+        self.details = [problem if isinstance(problem, Problem) else Problem(None, None, problem)
+                        for problem in problems]
+        self.problems = [problem.message for problem in self.details]
+        super().__init__("; ".join(self.problems), code=code)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "problems": [p.as_json() for p in self.details]}
 
 
 class InputsError(GraphError):
-    code = "invalid_inputs"
+    code = "bad_inputs"
 
 
 @dataclass(frozen=True)
@@ -115,7 +133,8 @@ def _types_match(output_type: str | None, input_type: str | None) -> bool:
     return output_type == "integer" and input_type == "number"
 
 
-def schema_problems(schema: dict[str, Any], instance: Any, *, where: str, optional: Iterable[str] = ()) -> list[str]:
+def schema_problems(schema: dict[str, Any], instance: Any, *, where: str, optional: Iterable[str] = (),
+                    node: str | None = None) -> list[Problem]:
     """What is wrong with `instance` for a block's input schema; inputs in `optional` may be missing."""
     optional = set(optional)
     if optional:
@@ -124,7 +143,8 @@ def schema_problems(schema: dict[str, Any], instance: Any, *, where: str, option
     for error in sorted(Draft202012Validator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path)):
         location = ".".join(str(step) for step in error.absolute_path)
         message = error.message if len(error.message) <= 160 else error.message[:157] + "..."
-        problems.append(f"{where}: {f'input.{location}: ' if location else ''}{message}")
+        problems.append(Problem(node, f"input.{location}" if location else "input",
+                                f"{where}: {f'input.{location}: ' if location else ''}{message}"))
     return problems
 
 
@@ -132,7 +152,7 @@ def check_block_input(block: Block, block_input: dict[str, Any]) -> None:
     """Raise BlockError when an input, links applied, does not match its block's input schema."""
     problems = schema_problems(block.input_schema, block_input, where=block.name)
     if problems:
-        raise BlockError("; ".join(problems))
+        raise BlockError("; ".join(problem.message for problem in problems))
 
 
 def has_nul(value: Any) -> bool:
@@ -146,57 +166,61 @@ def has_nul(value: Any) -> bool:
     return False
 
 
-def _check_shape(raw: Any) -> list[str]:
+def _check_shape(raw: Any) -> list[Problem]:
     if not isinstance(raw, dict):
-        return [f"a graph is an object with nodes and links, not {json_kind(raw)}"]
-    problems = [f"graph: unknown key {key!r} (a graph has nodes and links)" for key in sorted(set(raw) - GRAPH_KEYS)]
+        return [Problem(None, None, f"a graph is an object with nodes and links, not {json_kind(raw)}")]
+    problems = [Problem(None, key, f"graph: unknown key {key!r} (a graph has nodes and links)")
+                for key in sorted(set(raw) - GRAPH_KEYS)]
     if not isinstance(raw.get("nodes"), list) or not raw["nodes"]:
-        problems.append("graph: nodes must be a non-empty list")
+        problems.append(Problem(None, "nodes", "graph: nodes must be a non-empty list"))
     elif len(raw["nodes"]) > copilot_setting("MAX_GRAPH_NODES"):
-        problems.append(f"graph: at most {copilot_setting('MAX_GRAPH_NODES')} nodes ({len(raw['nodes'])} given)")
+        problems.append(Problem(None, "nodes", f"graph: at most {copilot_setting('MAX_GRAPH_NODES')} nodes "
+                                               f"({len(raw['nodes'])} given)"))
     if not isinstance(raw.get("links", []), list):
-        problems.append("graph: links must be a list")
+        problems.append(Problem(None, "links", "graph: links must be a list"))
     elif len(raw.get("links", [])) > (max_links := MAX_LINKS_PER_NODE * copilot_setting("MAX_GRAPH_NODES")):
-        problems.append(f"graph: at most {max_links} links ({len(raw['links'])} given)")
+        problems.append(Problem(None, "links", f"graph: at most {max_links} links ({len(raw['links'])} given)"))
     try:
         size = len(json.dumps(raw))
     except (TypeError, ValueError, RecursionError):
-        return problems + ["graph: not plain JSON data"]
+        return problems + [Problem(None, None, "graph: not plain JSON data")]
     if size > MAX_GRAPH_CHARS:
-        problems.append(f"graph: at most {MAX_GRAPH_CHARS:,} characters as JSON ({size:,} given)")
+        problems.append(Problem(None, None, f"graph: at most {MAX_GRAPH_CHARS:,} characters as JSON ({size:,} given)"))
     elif has_nul(raw):
-        problems.append("graph: text may not contain NUL characters")
+        problems.append(Problem(None, None, "graph: text may not contain NUL characters"))
     return problems
 
 
-def _parse_nodes(raw_nodes: list[Any]) -> tuple[list[Node], list[str]]:
+def _parse_nodes(raw_nodes: list[Any]) -> tuple[list[Node], list[Problem]]:
     nodes: list[Node] = []
-    problems: list[str] = []
+    problems: list[Problem] = []
     seen: set[str] = set()
     for index, raw in enumerate(raw_nodes):
-        where = f"nodes[{index}]"
+        where, node = f"nodes[{index}]", None
         if not isinstance(raw, dict):
-            problems.append(f"{where}: a node is an object with id, block and input, not {json_kind(raw)}")
+            problems.append(Problem(None, where, f"{where}: a node is an object with id, block and input, "
+                                                 f"not {json_kind(raw)}"))
             continue
         node_id = raw.get("id")
         if isinstance(node_id, str) and NODE_ID.match(node_id):
-            where = f"node {node_id!r}"
+            where, node = f"node {node_id!r}", node_id
             if node_id in seen:
-                problems.append(f"{where}: the id is used by another node; ids are unique")
+                problems.append(Problem(node, "id", f"{where}: the id is used by another node; ids are unique"))
             seen.add(node_id)
         else:
-            problems.append(f"{where}: id must be 1 to 64 letters, digits, '-' or '_' (got {_shown(node_id)})")
-        problems += [f"{where}: unknown key {key!r} (a node has id, block and input)"
+            problems.append(Problem(None, f"nodes[{index}].id", f"{where}: id must be 1 to 64 letters, digits, '-' "
+                                                                f"or '_' (got {_shown(node_id)})"))
+        problems += [Problem(node, key, f"{where}: unknown key {key!r} (a node has id, block and input)")
                      for key in sorted(set(raw) - NODE_KEYS)]
         node_input = raw.get("input", {})
         if not isinstance(node_input, dict):
-            problems.append(f"{where}: input must be an object, not {json_kind(node_input)}")
+            problems.append(Problem(node, "input", f"{where}: input must be an object, not {json_kind(node_input)}"))
             node_input = {}
         try:
             block = get_block(raw.get("block") if isinstance(raw.get("block"), str) else "")
         except BlockError as exc:
-            problems.append(f"{where}: {exc}" if isinstance(raw.get("block"), str)
-                            else f"{where}: block must be the name of a block (see list_blocks)")
+            problems.append(Problem(node, "block", f"{where}: {exc}" if isinstance(raw.get("block"), str)
+                                    else f"{where}: block must be the name of a block (see list_blocks)"))
             continue
         if isinstance(node_id, str):
             nodes.append(Node(id=node_id, block=block, input=node_input))
@@ -207,58 +231,70 @@ def _is_link(raw: Any) -> bool:
     return isinstance(raw, dict) and set(raw) == set(LINK_KEYS) and all(isinstance(raw[key], str) for key in LINK_KEYS)
 
 
-def _parse_links(raw_links: list[Any], nodes: dict[str, Node]) -> tuple[list[Link], list[str]]:
+def _parse_links(raw_links: list[Any], nodes: dict[str, Node]) -> tuple[list[Link], list[Problem]]:
     links: list[Link] = []
-    problems: list[str] = []
+    problems: list[Problem] = []
     fed: dict[tuple[str, str], Link] = {}
     for index, raw in enumerate(raw_links):
         where = f"links[{index}]"
         if not _is_link(raw):
-            problems.append(f"{where}: a link is an object of four strings: from, output, to, input")
+            source = raw.get("from") if isinstance(raw, dict) and isinstance(raw.get("from"), str) else None
+            problems.append(Problem(source if source in nodes else None, where,
+                                    f"{where}: a link is an object of four strings: from, output, to, input"))
             continue
         link = Link(source=raw["from"], output=raw["output"], target=raw["to"], input=raw["input"])
-        where = f"link {link.describe()}"
+        field_name, where = f"links[{index}]", f"link {link.describe()}"
+        source = link.source if link.source in nodes else None
         unknown = [name for name in (link.source, link.target) if name not in nodes]
         if unknown:
-            problems += [f"{where}: no node {name!r}" for name in dict.fromkeys(unknown)]
+            problems += [Problem(source, f"{field_name}.{'from' if name == link.source else 'to'}",
+                                 f"{where}: no node {name!r}") for name in dict.fromkeys(unknown)]
             continue
         if link.source == link.target:
-            problems.append(f"{where}: a node cannot feed itself")
+            problems.append(Problem(source, field_name, f"{where}: a node cannot feed itself"))
             continue
-        problems += _link_problems(link, nodes[link.source], nodes[link.target], where)
+        problems += _link_problems(link, nodes[link.source], nodes[link.target], where, field_name)
         key = (link.target, link.input)
         if key in fed:
-            problems.append(f"{where}: {link.target}.{link.input} is already fed by {fed[key].describe()}")
+            problems.append(Problem(source, f"{field_name}.input",
+                                    f"{where}: {link.target}.{link.input} is already fed by {fed[key].describe()}"))
         fed[key] = link
         links.append(link)
     return links, problems
 
 
-def _link_problems(link: Link, source: Node, target: Node, where: str) -> list[str]:
+def _link_problems(link: Link, source: Node, target: Node, where: str, field_name: str) -> list[Problem]:
     problems = []
     outputs = source.block.output_schema.get("properties")
     if outputs is not None and link.output not in outputs:
-        problems.append(f"{where}: block {source.block.name!r} has no output {link.output!r}; "
-                        f"its outputs are {', '.join(sorted(outputs))}")
+        problems.append(Problem(source.id, f"{field_name}.output",
+                                f"{where}: block {source.block.name!r} has no output {link.output!r}; "
+                                f"its outputs are {', '.join(sorted(outputs))}"))
     path = link.path
     if not all(path) or len(path) > MAX_PATH_DEPTH:
-        return problems + [f"{where}: input must be a name, or a dotted path like values.name"]
+        return problems + [Problem(source.id, f"{field_name}.input",
+                                   f"{where}: input must be a name, or a dotted path like values.name")]
     inputs = target.block.input_schema.get("properties")
     if inputs is not None and path[0] not in inputs:
-        return problems + [f"{where}: block {target.block.name!r} has no input {path[0]!r}; "
-                           f"its inputs are {', '.join(sorted(inputs))}"]
+        return problems + [Problem(source.id, f"{field_name}.input",
+                                   f"{where}: block {target.block.name!r} has no input {path[0]!r}; "
+                                   f"its inputs are {', '.join(sorted(inputs))}")]
     input_type = _property_type(target.block.input_schema, path[0])
     if len(path) > 1:
         if input_type not in (None, "object"):
-            problems.append(f"{where}: input {path[0]!r} of {target.block.name!r} is a {input_type}, "
-                            "so a dotted path cannot go into it")
+            problems.append(Problem(source.id, f"{field_name}.input",
+                                    f"{where}: input {path[0]!r} of {target.block.name!r} is a {input_type}, "
+                                    "so a dotted path cannot go into it"))
         input_type = None  # inside an object input anything goes
     output_type = _property_type(source.block.output_schema, link.output) if outputs is not None else None
     if not problems and not _types_match(output_type, input_type):
-        problems.append(f"{where}: type mismatch: {link.output!r} of {source.block.name!r} is a {output_type}, "
-                        f"but {path[0]!r} of {target.block.name!r} takes a {input_type}")
+        problems.append(Problem(source.id, field_name,
+                                f"{where}: type mismatch: {link.output!r} of {source.block.name!r} is a "
+                                f"{output_type}, but {path[0]!r} of {target.block.name!r} takes a {input_type}"))
     if _has_path(target.input, path):
-        problems.append(f"{where}: {target.id}.{link.input} is also set in the node's input; keep one of the two")
+        problems.append(Problem(source.id, f"{field_name}.input",
+                                f"{where}: {target.id}.{link.input} is also set in the node's input; "
+                                "keep one of the two"))
     return problems
 
 
@@ -270,22 +306,24 @@ def _has_path(value: dict[str, Any], path: list[str]) -> bool:
     return True
 
 
-def _input_problems(node: Node, node_input: dict[str, Any], links: list[Link], *, where: str) -> list[str]:
+def _input_problems(node: Node, node_input: dict[str, Any], links: list[Link], *, where: str) -> list[Problem]:
     """Unknown inputs, required inputs nobody gives, and schema failures of a node's own input."""
     schema = node.block.input_schema
     known = schema.get("properties")
     problems = []
     if known is not None:
-        problems += [f"{where}: block {node.block.name!r} has no input {name!r}; its inputs are "
-                     f"{', '.join(sorted(known))}" for name in node_input if name not in known]
+        problems += [Problem(node.id, f"input.{name}", f"{where}: block {node.block.name!r} has no input {name!r}; "
+                                                       f"its inputs are {', '.join(sorted(known))}")
+                     for name in node_input if name not in known]
     linked = {link.path[0] for link in links}
     missing = [name for name in schema.get("required", []) if name not in node_input and name not in linked]
-    problems += [f"{where}: required input {name!r} is neither set nor fed by a link" for name in missing]
-    problems += schema_problems(schema, node_input, where=where, optional=linked | set(missing))
+    problems += [Problem(node.id, f"input.{name}", f"{where}: required input {name!r} is neither set nor fed by a link")
+                 for name in missing]
+    problems += schema_problems(schema, node_input, where=where, optional=linked | set(missing), node=node.id)
     return problems
 
 
-def _dependency_order(nodes: list[Node], links: list[Link]) -> tuple[list[Node], list[str]]:
+def _dependency_order(nodes: list[Node], links: list[Link]) -> tuple[list[Node], list[Problem]]:
     """Nodes with every upstream node first (listing order among equals), or the cycle that prevents it."""
     downstream: dict[str, list[str]] = {node.id: [] for node in nodes}
     waiting_on = {node.id: 0 for node in nodes}
@@ -305,7 +343,8 @@ def _dependency_order(nodes: list[Node], links: list[Link]) -> tuple[list[Node],
         ready.sort(key=lambda name: nodes.index(by_id[name]))
     if len(ordered) == len(nodes):
         return ordered, []
-    return ordered, [f"the links make a cycle: {' → '.join(_find_cycle(downstream, waiting_on))}"]
+    cycle = _find_cycle(downstream, waiting_on)
+    return ordered, [Problem(cycle[0], "links", f"the links make a cycle: {' → '.join(cycle)}")]
 
 
 def _find_cycle(downstream: dict[str, list[str]], waiting_on: dict[str, int]) -> list[str]:
@@ -369,15 +408,17 @@ def check_run_inputs(graph: Graph, raw: Any) -> dict[str, dict[str, Any]]:
     node_ids = [node.id for node in graph.nodes]
     for node_id, node_inputs in raw.items():
         if node_id not in node_ids:
-            problems.append(f"inputs: no node {node_id!r}; the nodes are {', '.join(node_ids)}")
+            problems.append(Problem(None, f"inputs.{node_id}",
+                                    f"inputs: no node {node_id!r}; the nodes are {', '.join(node_ids)}"))
             continue
         if not isinstance(node_inputs, dict):
-            problems.append(f"inputs.{node_id}: must be an object of input names to values, not {json_kind(node_inputs)}")
+            problems.append(Problem(node_id, "inputs", f"inputs.{node_id}: must be an object of input names to "
+                                                         f"values, not {json_kind(node_inputs)}"))
             continue
         node, links = graph.node(node_id), graph.incoming(node_id)
         fed = {link.input for link in links}
-        problems += [f"inputs.{node_id}.{name}: fed by a link, so a run cannot set it"
-                     for name in node_inputs if name in fed]
+        problems += [Problem(node_id, f"input.{name}", f"inputs.{node_id}.{name}: fed by a link, so a run cannot "
+                                                       "set it") for name in node_inputs if name in fed]
         problems += _input_problems(node, {**node.input, **node_inputs}, links, where=f"inputs.{node_id}")
     if problems:
         raise InputsError(problems)
@@ -412,3 +453,29 @@ def sink_ids(saved: dict[str, Any]) -> list[str]:
     """The ids of a saved graph's nodes that no link leaves: their outputs are a run's outputs."""
     sources = {link["from"] for link in saved.get("links", [])}
     return [node["id"] for node in saved["nodes"] if node["id"] not in sources]
+
+
+def declared_inputs(saved: dict[str, Any], descriptions: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """What a run of this saved graph may set (PROTOCOL §10 "Inputs"): each input of each node that no link feeds
+    whole, as `{node, input, type, description, default?}` (`default`: the node's own value, when it has one).
+
+    `descriptions` ("node.input" → text) say what an input means here, over its block's own description.
+    """
+    descriptions = descriptions or {}
+    fed = {(link["to"], link["input"]) for link in saved.get("links", [])}
+    declared = []
+    for node in saved["nodes"]:
+        try:
+            block = get_block(node["block"])
+        except BlockError:
+            continue
+        for name, schema in (block.input_schema.get("properties") or {}).items():
+            if (node["id"], name) in fed:
+                continue
+            kind = schema.get("type") if isinstance(schema.get("type"), str) else "any"
+            entry = {"node": node["id"], "input": name, "type": kind,
+                     "description": descriptions.get(f"{node['id']}.{name}", schema.get("description", ""))}
+            if name in node.get("input", {}):
+                entry["default"] = node["input"][name]
+            declared.append(entry)
+    return declared

@@ -1,4 +1,4 @@
-"""Ends runs and builds whose worker died: their heartbeat (or build start) went stale, so nobody will finish them.
+"""Ends runs whose worker died: their heartbeat went stale, so nobody will finish them.
 
 It runs in every worker (agents.management.commands.agents_worker): a worker that starts, or the other workers
 of a deployment, end what a dead one left. Each ending is conditional, so two reapers never end one run twice.
@@ -16,20 +16,19 @@ from django.tasks import TaskResultStatus
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from agents.actions import do_finish_build, do_finish_run, do_requeue_run
+from agents.actions import do_finish_run, do_requeue_run
 from agents.executor import running_here
-from agents.models import Agent, AgentRun, AgentStatus, RunStatus
+from agents.models import AgentRun, RunStatus
 from core.conf import copilot_setting
 
 logger = logging.getLogger(__name__)
 
 WORKER_DIED = "the worker running it stopped (no heartbeat for {seconds:g}s)"
-BUILD_WORKER_DIED = "the worker building it stopped"
 
 
 @database_sync_to_async
 def _end_stale(stale_after_seconds: float, running_here: set) -> list[str]:
-    """End what is stale (but the runs in `running_here`); returns what was ended, each run and build."""
+    """End what is stale (but the runs in `running_here`); returns the runs ended."""
     cutoff = timezone.now() - timedelta(seconds=stale_after_seconds)
     ended = []
     stale_runs = AgentRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=cutoff).exclude(
@@ -41,12 +40,6 @@ def _end_stale(stale_after_seconds: float, running_here: set) -> list[str]:
             _fail_task_result(task_id, f"worker {process} stopped while running this task")
             ended.append(f"run {run_id}")
     _requeue_lost_claims(cutoff)
-    stale_builds = Agent.objects.filter(status=AgentStatus.BUILDING, build_started_at__lt=cutoff).values_list("id",
-                                                                                                             flat=True)
-    for agent_id in stale_builds:
-        if do_finish_build(agent_id=agent_id, error=BUILD_WORKER_DIED, stale_before=cutoff):
-            logger.warning("agent=%s build reaped: started over %ss ago", agent_id, stale_after_seconds)
-            ended.append(f"build {agent_id}")
     return ended
 
 
@@ -73,7 +66,7 @@ def _fail_task_result(task_id: str, why: str) -> None:
 
 
 async def reap_stale_work() -> list[str]:
-    """End every stale run and build (not the runs this process executes); returns what was ended."""
+    """End every stale run (not the runs this process executes); returns what was ended."""
     return await _end_stale(copilot_setting("STALE_RUN_SECONDS"), set(running_here))
 
 

@@ -1,4 +1,4 @@
-"""Background tasks (django.tasks, run by the database worker): thin wrappers around the executor and builder.
+"""Background tasks (django.tasks, run by the database worker): thin wrappers around the executor.
 
 They import what they call inside their bodies: agents.actions enqueues them, so it imports this module first.
 """
@@ -22,11 +22,3 @@ def run_agent(run_id: str) -> str | None:
     from agents.worker import background_loop
 
     return background_loop().run(execute_run(uuid.UUID(run_id)), interruptible=True)
-
-
-@task(queue_name=QUEUE)
-def build_agent(agent_id: str) -> str | None:
-    """Make a first graph from the agent's description; returns the agent's status, None if not this task's."""
-    from agents.actions import do_build_agent
-
-    return do_build_agent(agent_id=uuid.UUID(agent_id))

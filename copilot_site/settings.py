@@ -263,6 +263,14 @@ COPILOT_DEFAULTS = {
     "RUN_HEARTBEAT_SECONDS": 2.0,
     "WORKER_POLL_SECONDS": 5.0,
     "AGENT_WORKERS": 2,
+    # Schedules and webhooks (agents/schedules.py, agents/webhooks.py): each worker looks for due schedules every
+    # SCHEDULER_SECONDS; a webhook accepts WEBHOOK_RATE_PER_MINUTE requests a minute, signed within
+    # WEBHOOK_TOLERANCE_SECONDS of the server's clock.
+    "SCHEDULER_SECONDS": 5.0,
+    "MAX_SCHEDULES_PER_AGENT": 20,
+    "MAX_WEBHOOKS_PER_AGENT": 10,
+    "WEBHOOK_RATE_PER_MINUTE": 60,
+    "WEBHOOK_TOLERANCE_SECONDS": 300,
     "EVENT_LOG_MAX_EVENTS": 10_000,
     "EVENT_LOG_TTL_SECONDS": 24 * 3600.0,  # refreshed by every append, so a running turn's events stay
     "EVENT_LOG_MEMORY_BYTES": 256 * 1024 * 1024,  # the in-memory log (no Redis) keeps at most this, over all chats

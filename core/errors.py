@@ -11,6 +11,10 @@ class ApplicationError(Exception):
         if code is not None:
             self.code = code
 
+    def as_json(self) -> dict:
+        """The error as the API and the tools show it: `{code, message}`, and whatever a subclass adds."""
+        return {"code": self.code, "message": self.message}
+
 
 class NotAuthenticated(ApplicationError):
     code = "not_authenticated"

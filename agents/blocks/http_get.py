@@ -354,7 +354,8 @@ register(Block(
     name="http_get",
     description="Fetch a URL with GET from a host (and port) allowed by the HTTP_GET_ALLOWED_HOSTS setting; "
                 "returns the status, content type and text (cut off at HTTP_GET_MAX_BYTES).",
-    input_schema={"type": "object", "properties": {"url": {"type": "string", "maxLength": MAX_URL_CHARS}},
+    input_schema={"type": "object", "properties": {"url": {"type": "string", "maxLength": MAX_URL_CHARS,
+                                                            "description": "an http(s) URL of an allowed host"}},
                   "required": ["url"]},
     output_schema={"type": "object", "properties": {"status": {"type": "integer"}, "content_type": {"type": "string"},
                                                     "text": {"type": "string"}, "truncated": {"type": "boolean"}}},

@@ -87,7 +87,7 @@ register(Block(
     description="Pick a value out of JSON data by a path like a.b[0].c (dots for keys, [n] for list indices).",
     input_schema={"type": "object",
                   "properties": {"data": {"description": "JSON data, or a string of JSON"},
-                                 "path": {"type": "string"}},
+                                 "path": {"type": "string", "description": "where the value is, like a.b[0].c"}},
                   "required": ["data", "path"]},
     output_schema={"type": "object", "properties": {"value": {}}},
     run=run,

@@ -60,7 +60,9 @@ register(Block(
     name="text",
     description="Fill the {placeholders} of a template with values: each placeholder is a plain name, like {name} "
                 "(no format specs or conversions); {{ and }} are literal braces.",
-    input_schema={"type": "object", "properties": {"template": {"type": "string"}, "values": {"type": "object"}},
+    input_schema={"type": "object", "properties": {
+        "template": {"type": "string", "description": "text with {placeholders}"},
+        "values": {"type": "object", "description": "a value for each placeholder, by name"}},
                   "required": ["template"]},
     output_schema={"type": "object", "properties": {"text": {"type": "string"}}},
     run=run,

@@ -18,7 +18,8 @@ async def run(block_input: dict) -> dict:
 register(Block(
     name="wait",
     description="Wait for a number of seconds, then return them.",
-    input_schema={"type": "object", "properties": {"seconds": {"type": "number", "minimum": 0, "maximum": MAX_SECONDS}},
+    input_schema={"type": "object", "properties": {"seconds": {"type": "number", "minimum": 0, "maximum": MAX_SECONDS,
+                                                              "description": "how long to wait"}},
                   "required": ["seconds"]},
     output_schema={"type": "object", "properties": {"seconds": {"type": "number"}}},
     run=run,

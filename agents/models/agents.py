@@ -7,9 +7,11 @@ from django.db import models
 
 
 class AgentStatus(models.TextChoices):
-    BUILDING = "building"  # no graph yet: a worker is making one from the description
+    """An agent is made with its graph, so it is `ready`. (`failed`: an agent left from the background builds that
+    were removed; `build_error` says why it has no graph.)"""
+
     READY = "ready"
-    FAILED = "failed"  # the build failed; `build_error` says why
+    FAILED = "failed"
 
 
 class Agent(models.Model):
@@ -19,17 +21,14 @@ class Agent(models.Model):
     description = models.TextField(blank=True, default="")
     status = models.CharField(max_length=16, choices=AgentStatus.choices, default=AgentStatus.READY)
     build_error = models.TextField(blank=True, default="")
-    # The chat session that asked for the build: it hears when the build ends.
-    build_session = models.ForeignKey("chat.ChatSession", null=True, blank=True, on_delete=models.SET_NULL,
-                                      related_name="+")
-    build_started_at = models.DateTimeField(null=True, blank=True)
+    # The library agent this one was installed from, if any (its slug: library agents are data, and may change).
+    installed_from = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-updated_at"]
         constraints = [models.UniqueConstraint(fields=["owner", "name"], name="agent_name_unique_per_owner")]
-        indexes = [models.Index(fields=["status", "build_started_at"])]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"

@@ -16,6 +16,16 @@ class RunStatus(models.TextChoices):
 FINAL_RUN_STATUSES = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
+class RunTrigger(models.TextChoices):
+    """What started a run (PROTOCOL §10)."""
+
+    API = "api"
+    PAGE = "page"
+    COPILOT = "copilot"
+    SCHEDULE = "schedule"
+    WEBHOOK = "webhook"
+
+
 class AgentRun(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="runs")
@@ -26,6 +36,7 @@ class AgentRun(models.Model):
     inputs = models.JSONField(default=dict, blank=True)  # {node id: {input: value}}, over the nodes' own inputs
     outputs = models.JSONField(null=True, blank=True)  # {node id: output} of the nodes no link leaves
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    trigger = models.CharField(max_length=16, choices=RunTrigger.choices, default=RunTrigger.API)
     error = models.TextField(blank=True, default="")
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

@@ -28,7 +28,7 @@ CODES = {
 
 def exception_handler(exc, context):
     if isinstance(exc, ApplicationError):
-        return Response({"code": exc.code, "message": exc.message}, status=exc.http_status)
+        return Response(exc.as_json(), status=exc.http_status)
     if isinstance(exc, RequestDataTooBig):
         return Response({"code": "too_large", "message": "the request body is too large"},
                         status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
@@ -54,7 +54,7 @@ def flatten(detail) -> str:
 
 
 def error_json(error: ApplicationError) -> JsonResponse:
-    return JsonResponse({"code": error.code, "message": error.message}, status=error.http_status)
+    return JsonResponse(error.as_json(), status=error.http_status)
 
 
 class ApplicationErrorMiddleware:

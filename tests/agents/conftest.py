@@ -168,3 +168,15 @@ def start_run(api, agent_id, inputs=None) -> str:
 
 def worker_pid(run) -> int:
     return int(run.process.rsplit(":", 1)[1])
+
+
+@pytest.fixture
+def library(django_db_blocker):
+    """The library's agents as the data migration adds them: a transactional test before this one flushed them."""
+    import importlib
+
+    from django.apps import apps
+
+    with django_db_blocker.unblock():
+        importlib.import_module("agents.migrations.0005_library_agents").add_library(apps, None)
+    return importlib.import_module("agents.migrations.0005_library_agents").LIBRARY

@@ -45,11 +45,11 @@ def test_a_run_is_queued_at_once_and_read_back(api):
     assert api.get("/api/agents/").data["results"][0]["run_count"] == 1
 
 
-def test_an_invalid_graph_is_refused_with_every_problem_and_nothing_saved(api):
+def test_an_bad_graph_is_refused_with_every_problem_and_nothing_saved(api):
     refused = api.post("/api/agents/", {"name": "broken", "graph": {
         "nodes": [{"id": "a", "block": "wait", "input": {"seconds": -1}}, {"id": "b", "block": "text"}],
         "links": [{"from": "a", "output": "seconds", "to": "b", "input": "template"}]}}, format="json")
-    assert refused.status_code == 400 and refused.data["code"] == "invalid_graph"
+    assert refused.status_code == 400 and refused.data["code"] == "bad_graph"
     assert "input.seconds: -1 is less than the minimum of 0" in refused.data["message"]
     assert "type mismatch: 'seconds' of 'wait' is a number" in refused.data["message"]
     assert Agent.objects.count() == 0
@@ -59,14 +59,15 @@ def test_an_invalid_graph_is_refused_with_every_problem_and_nothing_saved(api):
     ({}, "invalid", 400),
     ({"name": 5, "graph": {}}, "invalid", 400),
     ({"name": "x", "grpah": {}}, "invalid", 400),
-    ({"name": "x"}, "bad_agent", 400),  # nothing to build from
+    ({"name": "x", "description": "greet people"}, "bad_graph", 400),  # no graph: nothing invents one
     ({"name": "  ", "description": "d"}, "invalid", 400),
-    ({"name": "x", "graph": "nodes"}, "invalid_graph", 400),
+    ({"name": "x", "graph": "nodes"}, "bad_graph", 400),
 ])
 def test_bad_agent_input(api, body, code, status):
     response = api.post("/api/agents/", body, format="json")
     assert (response.status_code, response.data["code"]) == (status, code), response.data
-    assert set(response.data) == {"code", "message"}
+    assert set(response.data) == ({"code", "message", "problems"} if code == "bad_graph" else {"code", "message"})
+    assert Agent.objects.count() == 0
 
 
 def test_names_are_unique_per_user(api):
@@ -81,7 +82,7 @@ def test_names_are_unique_per_user(api):
 def test_bad_run_inputs_queue_nothing(api):
     agent_id = create_agent(api, two_waits_and_a_join(0))
     refused = api.post(f"/api/agents/{agent_id}/runs/", {"inputs": {"left": {"seconds": "never"}}}, format="json")
-    assert refused.status_code == 400 and refused.data["code"] == "invalid_inputs"
+    assert refused.status_code == 400 and refused.data["code"] == "bad_inputs"
     assert "inputs.left: input.seconds: 'never' is not of type 'number'" in refused.data["message"]
     assert AgentRun.objects.count() == 0
 

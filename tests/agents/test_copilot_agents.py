@@ -10,9 +10,10 @@ import uuid
 
 import pytest
 from channels.db import database_sync_to_async
+from rest_framework.test import APIClient
 
 from agents.actions import do_create_agent
-from agents.models import AgentRun
+from agents.models import Agent, AgentRun
 from chat.engine.registry import begin_turn
 from chat.selectors import session_snapshot
 from tests.agents.conftest import two_waits_and_a_join
@@ -86,21 +87,44 @@ async def test_create_then_run_an_agent_from_the_chat_and_hear_when_it_is_done(a
     assert answer["parts"][0]["output"] == queued
 
 
-async def test_an_agent_built_in_the_background_reports_when_it_is_ready(agents_worker, session):
+async def test_the_copilot_composes_checks_fixes_and_saves_a_graph(session):
+    """No graph is invented: create_agent without one is refused; validate_agent names each problem's node and
+    field, as the API does; the fixed graph is saved as version 1."""
+    wrong = {"nodes": [{"id": "hello", "block": "text", "input": {"template": 5}},
+                       {"id": "shout", "block": "calculator"}],
+             "links": [{"from": "hello", "output": "text", "to": "nowhere", "input": "expression"}]}
+    fixed = {"nodes": [{"id": "hello", "block": "text", "input": {"template": "Hello, {name}!",
+                                                                 "values": {"name": "Ada"}}}], "links": []}
     async with EventWatcher(session.id) as watcher:
-        created = await turn(session, {"tools": [call("create_agent", name="greeter",
-                                                      description="Greet whoever the request names.")]},
-                             {"text": "Building it."}, watcher=watcher)
-        [building] = tool_outputs(created)
-        assert building["status"] == "building"
-        events = await watcher.until(lambda chunk: chunk["type"] == "data-agent-build", timeout=60)
-    report = the_report(events, "data-agent-build")
-    assert report["turn_id"] is None
-    assert report["chunk"]["data"] == {"agent_id": building["agent_id"], "name": "greeter", "status": "ready",
-                                           "error": ""}
+        events = await turn(session, {"tools": [call("create_agent", name="greeter", description="greets")]},
+                            {"tools": [call("list_blocks")]},
+                            {"tools": [call("validate_agent", graph=wrong)]},
+                            {"tools": [call("validate_agent", graph=fixed)]},
+                            {"tools": [call("create_agent", name="greeter", description="greets", graph=fixed)]},
+                            {"text": "Saved."}, watcher=watcher)
+    refused, listed, problems, valid, created = tool_outputs(events)
+    assert "graph" in refused and "required" in refused
+    assert "text" in {block["name"] for block in listed["blocks"]}
+    assert problems["ok"] is False and problems["code"] == "bad_graph"
+    assert {(p["node"], p["field"]) for p in problems["problems"]} >= {("hello", "input.template"),
+                                                                        ("hello", "links[0].to")}
+    api_problems = await database_sync_to_async(_validate_over_http)(session.owner, wrong)
+    assert api_problems == {key: problems[key] for key in ("code", "message", "problems")}
+    assert valid == {"ok": True}
+    assert created["status"] == "ready"
+    agent = await database_sync_to_async(Agent.objects.get)(pk=created["agent_id"])
+    assert agent.name == "greeter" and await database_sync_to_async(agent.versions.count)() == 1
 
 
-async def test_find_and_inspect_agents_and_their_runs(agents_worker, session):
+def _validate_over_http(user, graph) -> dict:
+    client = APIClient()
+    client.force_authenticate(user)
+    response = client.post("/api/agents/validate/", {"graph": graph}, format="json")
+    assert response.status_code == 400
+    return response.json()
+
+
+async def test_find_and_inspect_agents_and_their_runs(agents_worker, session, library):
     async with EventWatcher(session.id) as watcher:
         created = await turn(session, {"tools": [call("create_agent", name="quick sum", description="adds",
                                                       graph={"nodes": [{"id": "add", "block": "calculator",
@@ -111,11 +135,14 @@ async def test_find_and_inspect_agents_and_their_runs(agents_worker, session):
         run_id = tool_outputs(ran)[0]["run_id"]
         await watcher.until(lambda chunk: chunk["type"] == "data-agent-run", timeout=60)
         looked = await turn(session, {"tools": [call("find_agent", query="sum"), call("find_agent", query="nothing"),
-                                                call("get_agent_run", run_id=run_id)]}, watcher=watcher)
-    found, nothing, shown = tool_outputs(looked)
-    assert found == {"agents": [{"agent_id": agent_id, "name": "quick sum", "description": "adds",
-                                 "status": "ready", "version": 1}]}
-    assert nothing == {"agents": []}
+                                                call("get_agent_run", run_id=run_id),
+                                                call("find_agent", query="loan payment")]}, watcher=watcher)
+    found, nothing, shown, library = tool_outputs(looked)
+    assert library["agents"] == [] and [entry["slug"] for entry in library["library"]] == ["loan-payment"]
+    assert library["library"][0]["graph"]["nodes"][0]["block"] == "text"
+    assert found["agents"] == [{"agent_id": agent_id, "name": "quick sum", "description": "adds",
+                                "status": "ready", "version": 1}]
+    assert nothing == {"agents": [], "library": []}
     assert shown["status"] == "completed" and shown["outputs"] == {"add": {"result": 4}}
     assert [(node["id"], node["status"], node["output"]) for node in shown["nodes"]] == [
         ("add", "completed", {"result": 4})]
@@ -138,3 +165,21 @@ async def test_bad_requests_are_tool_errors_and_nothing_runs(session):
     assert "no such run" in errors[3]
     assert await database_sync_to_async(AgentRun.objects.count)() == 0
 
+
+
+async def test_the_local_models_demo_builds_an_agent_the_honest_way(session):
+    """Unscripted, "build me an agent that…" plays list_blocks → validate_agent → create_agent, and the agent is
+    saved with the graph it checked."""
+    async with EventWatcher(session.id) as watcher:
+        started = await begin_turn(session=session, text="Please build me an agent that greets new members.",
+                                   client_message_id=uuid.uuid4())
+        events = await watcher.until(lambda chunk: chunk["type"] == "finish", timeout=60)
+    own = [event for event in events if event["turn_id"] == str(started.turn.id)]
+    calls = [event["chunk"]["toolName"] for event in own if event["chunk"]["type"] == "tool-input-available"]
+    assert calls == ["mcp__copilot__list_blocks", "mcp__copilot__validate_agent", "mcp__copilot__create_agent"]
+    listed, checked, created = tool_outputs(own)
+    assert checked == {"ok": True} and created["status"] == "ready"
+    agent = await database_sync_to_async(Agent.objects.get)(pk=created["agent_id"])
+    assert agent.name == "Agent that greets new members"
+    graph = (await database_sync_to_async(lambda: agent.versions.get().graph)())
+    assert graph["nodes"][0]["input"]["template"] == "This agent greets new members. Input: {input}"

@@ -151,7 +151,7 @@ def test_run_inputs_are_laid_over_the_nodes_own_and_checked():
     ]:
         with pytest.raises(InputsError) as refused:
             check_run_inputs(graph, inputs)
-        assert refused.value.code == "invalid_inputs"
+        assert refused.value.code == "bad_inputs"
         assert any(expected in problem for problem in refused.value.problems), refused.value.problems
 
 
@@ -169,6 +169,6 @@ def test_resolve_input_applies_run_inputs_then_links():
 def test_graph_errors_are_application_errors_with_a_code():
     with pytest.raises(GraphError) as refused:
         check_graph({"nodes": [node("a", "nope")]})
-    assert refused.value.code == "invalid_graph" and refused.value.http_status == 400
+    assert refused.value.code == "bad_graph" and refused.value.http_status == 400
     assert "unknown block 'nope'" in refused.value.message
     assert get_block("text").name == "text"

@@ -113,3 +113,46 @@ def test_the_admin_filters_stuck_runs_and_cancels_them(client):
     assert response.status_code == 302
     assert AgentRun.objects.get(pk=stuck.pk).status == RunStatus.CANCELLED
     assert AgentRun.objects.get(pk=failed.pk).status == RunStatus.FAILED  # ended runs are left as they are
+
+
+def test_the_library_page_installs_a_copy(client, owner, library):
+    page = client.get("/agents/library/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    for entry in library:
+        assert entry["name"] in html and f'action="/agents/library/{entry["slug"]}/install/"' in html
+    installed = client.post("/agents/library/split-the-bill/install/")
+    assert installed.status_code == 302
+    agent = owner.agents.get()
+    assert installed["Location"] == f"/agents/{agent.id}/" and agent.name == "Split the bill"
+    assert "Split the bill" in client.get(installed["Location"]).content.decode()
+    assert client.post("/agents/library/nope/install/").status_code == 404
+    assert client.get("/agents/library/split-the-bill/install/").status_code == 405
+
+
+def test_the_agent_page_schedules_and_shows_the_next_run(client, owner):
+    agent = do_create_agent(owner_id=owner.pk, name="daily", graph=greeting_pipeline())
+    bad = client.post(f"/agents/{agent.id}/schedules/", {"cron": "every day", "timezone": "UTC"})
+    assert bad.status_code == 400 and "is not five fields" in bad.content.decode()
+    made = client.post(f"/agents/{agent.id}/schedules/", {"cron": "0 7 * * *", "timezone": "Europe/Paris"})
+    assert made.status_code == 302
+    schedule = agent.schedules.get()
+    page = client.get(f"/agents/{agent.id}/").content.decode()
+    assert "0 7 * * *" in page and "Europe/Paris" in page
+    assert f'datetime="{schedule.next_run_at.isoformat()}"'.replace("+00:00", "+00:00") in page
+    assert client.post(f"/agents/schedules/{schedule.id}/delete/").status_code == 302
+    assert not agent.schedules.exists()
+
+
+def test_the_agent_page_makes_rotates_and_revokes_webhooks(client, owner):
+    agent = do_create_agent(owner_id=owner.pk, name="hooked", graph=greeting_pipeline())
+    made = client.post(f"/agents/{agent.id}/webhooks/", follow=True).content.decode()
+    webhook = agent.webhooks.get()
+    assert f"shown this once: {webhook.secret}" in made and f"/api/hooks/{webhook.id}/" in made
+    assert "openssl dgst -sha256 -hmac" in made
+    rotated = client.post(f"/agents/webhooks/{webhook.id}/rotate/", follow=True).content.decode()
+    webhook.refresh_from_db()
+    assert f"shown this once: {webhook.secret}" in rotated
+    assert webhook.secret not in client.get(f"/agents/{agent.id}/").content.decode()  # once only
+    client.post(f"/agents/webhooks/{webhook.id}/revoke/")
+    assert f"/api/hooks/{webhook.id}/" not in client.get(f"/agents/{agent.id}/").content.decode()

@@ -15,7 +15,7 @@ from agents.actions import do_cancel_run, do_create_agent, do_enqueue_run
 from agents.errors import AgentNotReady, RunFinished
 from agents.executor import execute_run
 from agents.graphs import InputsError
-from agents.models import AgentRun, AgentRunNode, AgentStatus, NodeStatus, RunStatus
+from agents.models import Agent, AgentRun, AgentRunNode, AgentStatus, NodeStatus, RunStatus
 from agents.reaper import reap_stale_work
 from chat.events import notices
 from chat.events.factory import get_event_log
@@ -113,13 +113,13 @@ def test_bad_run_inputs_and_agents_not_ready_queue_nothing():
     agent = agent_with(two_waits_and_a_join(), owner=owner)
     with pytest.raises(InputsError, match="inputs.left: input.seconds: -1 is less than the minimum of 0"):
         do_enqueue_run(agent=agent, inputs={"left": {"seconds": -1}})
-    building = do_create_agent(owner_id=owner.pk, name="later", description="say hello")
-    assert building.status == AgentStatus.BUILDING
-    with pytest.raises(AgentNotReady, match="still being built"):
-        do_enqueue_run(agent=building)
+    # An agent left without a graph by the background builds that were removed (migration 0003) cannot run.
+    unbuilt = Agent.objects.create(owner=owner, name="later", status=AgentStatus.FAILED,
+                                   build_error="the background build was removed")
+    with pytest.raises(AgentNotReady, match="has no graph to run: the background build was removed"):
+        do_enqueue_run(agent=unbuilt)
     assert AgentRun.objects.count() == 0
-    # The build itself is queued for the worker.
-    assert DBTaskResult.objects.filter(task_path="agents.tasks.build_agent", status="READY").count() == 1
+    assert DBTaskResult.objects.count() == 0
 
 
 async def test_a_cancelled_queued_run_never_runs_and_its_session_hears_it():

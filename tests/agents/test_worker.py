@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.models import Agent, AgentRunNode, AgentStatus, NodeStatus, RunStatus
+from agents.models import AgentRunNode, NodeStatus, RunStatus
 from tests.agents.conftest import (
     create_agent,
     greeting_pipeline,
@@ -67,19 +67,31 @@ def test_cancelling_a_running_run_stops_its_nodes_and_frees_the_worker(agents_wo
     assert AgentRunNode.objects.get(run_id=run_id, node_id="long").status == NodeStatus.CANCELLED
 
 
-def test_an_agent_built_from_its_description_by_the_worker_then_run(agents_worker, api):
-    created = api.post("/api/agents/", {"name": "haiku", "description": "Write a haiku about {the topic}."},
-                       format="json")
-    assert created.status_code == 201 and created.data["status"] == "building" and created.data["graph"] is None
-    agent_id = created.data["id"]
-    not_yet = api.post(f"/api/agents/{agent_id}/runs/", {}, format="json")
-    assert not_yet.status_code in (202, 409)  # 409 agent_not_ready unless the worker was quicker
-    agent = wait_for(lambda: Agent.objects.get(pk=agent_id), lambda agent: agent.status != AgentStatus.BUILDING)
-    assert agent.status == AgentStatus.READY
-    shown = api.get(f"/api/agents/{agent_id}/").data
-    assert [node["block"] for node in shown["graph"]["nodes"]] == ["text", "llm"]
+def test_an_agent_that_asks_the_model_runs_in_the_worker(agents_worker, api):
+    graph = {"nodes": [{"id": "instructions", "block": "text",
+                        "input": {"template": "Write a haiku about {{the topic}}.\n\n{request}",
+                                  "values": {"request": ""}}},
+                       {"id": "answer", "block": "llm", "input": {"system": "Answer briefly."}}],
+             "links": [{"from": "instructions", "output": "text", "to": "answer", "input": "prompt"}]}
+    agent_id = create_agent(api, graph, name="haiku")
     run = wait_for_run(start_run(api, agent_id, inputs={"instructions": {"values": {"request": "The sea."}}}))
     assert run.status == RunStatus.COMPLETED, run.error
     prompt = AgentRunNode.objects.get(run_id=run.id, node_id="answer").input["prompt"]
     assert prompt == "Write a haiku about {the topic}.\n\nThe sea."
     assert run.outputs["answer"]["text"]  # the local model answered
+
+
+def test_every_library_agent_runs_offline_once_installed(agents_worker, api, library):
+    expected = {"loan-payment": {"summary": {"text": "Pay 1013.37 a month; 364813.2 in all."}},
+                "celsius-to-fahrenheit": {"say": {"text": "69.8 °F"}},
+                "split-the-bill": {"say": {"text": "Each of you pays 34.5."}}}
+    runs = {}
+    for entry in library:
+        agent_id = api.post(f"/api/library/{entry['slug']}/install/").data["agent_id"]
+        inputs = {"delay": {"seconds": 0}} if entry["slug"] == "timed-reminder" else None
+        runs[entry["slug"]] = start_run(api, agent_id, inputs=inputs)
+    for slug, run_id in runs.items():
+        run = wait_for_run(run_id)
+        assert run.status == RunStatus.COMPLETED, (slug, run.error)
+        if slug in expected:
+            assert run.outputs == expected[slug]

@@ -1,9 +1,10 @@
-"""`manage.py agents_worker`: the background worker for agent runs and builds.
+"""`manage.py agents_worker`: the background worker for agent runs and schedules.
 
 django-tasks-db's database worker on the `agents` queue, plus what agents need around it: it wakes as soon as
 work is queued (core.broadcast) and otherwise looks at the queue at most every WORKER_POLL_SECONDS; the
-reaper of runs whose worker died; one long-lived event loop for the runs; and a shutdown that ends the run in
-progress as failed (and reports it) instead of leaving it to the reaper. A second signal exits at once.
+reaper of runs whose worker died; the scheduler (agents.schedules); one long-lived event loop for the runs; and
+a shutdown that ends the run in progress as failed (and reports it) instead of leaving it to the reaper. A second
+signal exits at once.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
 
 from agents.reaper import reap_periodically
+from agents.schedules import schedule_periodically
 from agents.tasks import QUEUE, WORK_QUEUED
 from agents.worker import background_loop
 from chat.events.notices import leave_notices_to_the_web_process
@@ -92,7 +94,7 @@ async def hear_queued_work(wakeup: threading.Event, listening: threading.Event) 
 
 
 class Command(BaseCommand):
-    help = "Run the background worker of agent runs and builds (the database task worker, with a reaper)."
+    help = "Run the background worker of agent runs (the database task worker, with a reaper and the scheduler)."
 
     def add_arguments(self, parser):
         parser.add_argument("--interval", type=float, default=None,
@@ -104,6 +106,7 @@ class Command(BaseCommand):
         leave_notices_to_the_web_process()
         loop = background_loop()
         reaper = loop.start(reap_periodically())
+        scheduler = loop.start(schedule_periodically())
         wakeup, listening = threading.Event(), threading.Event()
         listener = loop.start(hear_queued_work(wakeup, listening))
         if not listening.wait(timeout=10):
@@ -116,7 +119,7 @@ class Command(BaseCommand):
         try:
             worker.run()
         finally:
-            for task in (reaper, listener):
+            for task in (reaper, scheduler, listener):
                 task.cancel()
             loop.stop()
             logger.info("agents worker %s stopped", PROCESS_NAME)
