@@ -8,11 +8,19 @@ driver + round trip + PostgreSQL). As the baseline of the same run it times bare
 trips through the same wrapper. Finally it checks that a repeated output for an ended call is refused
 (returns False) in one statement.
 
+Django's wrapper cannot see what the driver sends on its own, such as the `SELECT 1` of a connection health check.
+So the same calls are then made as the turn engine makes them, from asyncio through its wrappers, and counted on
+the wire: libpq's protocol trace of the connection, one round trip per `ReadyForQuery` the server sends. Once
+through channels' `database_sync_to_async` (the baseline: what the engine used before) and once through
+`core.db.hot_path_database` (what it uses now); target 1 round trip per tool input and per output.
+
     .venv/bin/python -m bench.persistence
 """
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -147,10 +155,78 @@ def main() -> None:
     print(f"  repeated output for an ended call: returned {repeated} in {repeat_statements} statement(s): "
           f"{verdict}")
     print(f"    {repeat_sql[0][:140]}..." if repeat_sql else "    (no statement)")
+    wire = asyncio.run(round_trips_on_the_wire())
+    print("  round trips on the wire (libpq trace), per tool input / output, from asyncio:")
+    for label, (inputs, outputs) in wire.items():
+        print(f"    {label:26} {inputs / TOOL_CALLS:4.2f} per input   {outputs / TOOL_CALLS:4.2f} per output")
+    engine_inputs, engine_outputs = wire["hot_path_database (now)"]
+    verdict = "meets" if engine_inputs <= TOOL_CALLS * 1.01 and engine_outputs <= TOOL_CALLS * 1.01 else "MISSES"
+    print(f"  target 1 round trip per tool event (a health check at most once a second): {verdict}")
     ok = (input_statements == TOOL_CALLS and output_statements == TOOL_CALLS
           and repeated is False and repeat_statements == 1)
     if not ok:
         raise SystemExit("bench.persistence: a statement-count check failed (see above)")
+
+
+async def round_trips_on_the_wire() -> dict[str, tuple[int, int]]:
+    """Round trips PostgreSQL answers for TOOL_CALLS inputs and outputs, through each async wrapper."""
+    from asgiref.sync import sync_to_async
+    from channels.db import database_sync_to_async
+    from django.contrib.auth import get_user_model
+
+    from chat.actions.turns import do_record_tool_input, do_record_tool_output, do_start_turn
+    from chat.models import ChatSession
+    from core.db import hot_path_database
+
+    def start():
+        user = get_user_model().objects.create(username=f"bench-{uuid.uuid4().hex[:8]}")
+        session = ChatSession.objects.create(owner=user, title="persistence benchmark")
+        return user, do_start_turn(session=session, text="bench", client_message_id=uuid.uuid4()).turn
+
+    user, turn = await sync_to_async(start)()
+    seq = iter(range(1, 1_000_000))
+    results = {}
+    try:
+        for label, wrapper in (("database_sync_to_async", database_sync_to_async),
+                               ("hot_path_database (now)", hot_path_database)):
+            record_input, record_output = wrapper(do_record_tool_input), wrapper(do_record_tool_output)
+            counts = []
+            for kind in ("input", "output"):
+                with tempfile.TemporaryFile(mode="w+") as trace:
+                    await sync_to_async(start_trace)(trace.fileno())
+                    for index in range(TOOL_CALLS):
+                        tool_use_id = f"wire_{label[:4]}_{index}"
+                        if kind == "input":
+                            await record_input(turn_id=turn.id, message_id=turn.assistant_message_id,
+                                               tool_use_id=tool_use_id, name=TOOL_NAME, tool_input=TOOL_INPUT,
+                                               part_index=index, seq=next(seq))
+                        else:
+                            await record_output(turn_id=turn.id, tool_use_id=tool_use_id, seq=next(seq),
+                                                output=TOOL_OUTPUT)
+                    await sync_to_async(stop_trace)()
+                    trace.seek(0)
+                    counts.append(sum(1 for line in trace if "\tReadyForQuery" in line and line.startswith("B")))
+            results[label] = (counts[0], counts[1])
+    finally:
+        await sync_to_async(user.delete)()
+    return results
+
+
+def start_trace(fileno: int) -> None:
+    """libpq's protocol trace of this thread's connection (opened first if needed), into `fileno`."""
+    from django.db import connection
+    from psycopg import pq
+
+    connection.ensure_connection()
+    connection.connection.pgconn.trace(fileno)
+    connection.connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+
+
+def stop_trace() -> None:
+    from django.db import connection
+
+    if connection.connection is not None:
+        connection.connection.pgconn.untrace()
 
 
 if __name__ == "__main__":

@@ -35,14 +35,15 @@ from chat.events.chunks import INTERRUPTED, Chunk, ToolEndChunk, is_tool_end
 from chat.events.log import DurableWrite, EventLog
 from chat.models import ToolCallStatus
 from core.conf import copilot_setting
+from core.db import hot_path_database
 
 logger = logging.getLogger(__name__)
 
-record_tool_input = database_sync_to_async(turn_actions.do_record_tool_input)
-record_tool_output = database_sync_to_async(turn_actions.do_record_tool_output)
-save_message_parts = database_sync_to_async(turn_actions.do_save_message_parts)
-record_turn_start = database_sync_to_async(turn_actions.do_record_turn_start)
-record_sdk_session = database_sync_to_async(turn_actions.do_record_sdk_session)
+record_tool_input = hot_path_database(turn_actions.do_record_tool_input)
+record_tool_output = hot_path_database(turn_actions.do_record_tool_output)
+save_message_parts = hot_path_database(turn_actions.do_save_message_parts)
+record_turn_start = hot_path_database(turn_actions.do_record_turn_start)
+record_sdk_session = hot_path_database(turn_actions.do_record_sdk_session)
 finish_turn = database_sync_to_async(turn_actions.do_finish_turn)
 
 PART_SAVING_CHUNKS = frozenset({"text-end", "reasoning-end", "data-retry", "data-discard"})

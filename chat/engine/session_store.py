@@ -8,6 +8,7 @@ from channels.db import database_sync_to_async
 from django.db.models import Max
 
 from chat.models import TranscriptEntry
+from core.db import hot_path_database
 
 
 class DjangoSessionStore:
@@ -25,7 +26,7 @@ class DjangoSessionStore:
 
     async def append(self, key: dict[str, Any], entries: list[dict[str, Any]]) -> None:
         if entries:
-            await database_sync_to_async(self._append)(key, entries)
+            await hot_path_database(self._append)(key, entries)
 
     def _append(self, key: dict[str, Any], entries: list[dict[str, Any]]) -> None:
         rows = [TranscriptEntry(namespace=self.namespace, project_key=key["project_key"], session_id=key["session_id"],
