@@ -28,6 +28,29 @@ REDIS_PREFIX = f"copilot-test-{uuid.uuid4().hex[:12]}"
 SHARED_WORKSPACES = Path(tempfile.gettempdir()) / "copilot-test-workspaces"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def flush_retried_after_a_deadlock():
+    """Emptying the test database between tests (TRUNCATE of every table) may meet a read of a server process that
+    a test shared (a page still loading its snapshot as it closes). PostgreSQL then picks one of the two to fail:
+    when it picks the flush, it is tried again, as a deadlocked transaction should be."""
+    from django.db import OperationalError
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
+    flush = BaseDatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        for attempt in range(5):
+            try:
+                return flush(self, sql_list)
+            except OperationalError as error:
+                if "deadlock detected" not in str(error) or attempt == 4:
+                    raise
+
+    BaseDatabaseOperations.execute_sql_flush = execute_sql_flush
+    yield
+    BaseDatabaseOperations.execute_sql_flush = flush
+
+
 @pytest.fixture(scope="session")
 def local_model():
     """The local model on its own port, shared by every test of this worker."""

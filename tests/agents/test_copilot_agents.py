@@ -40,9 +40,12 @@ async def turn(session, *steps, watcher: EventWatcher) -> list[dict]:
     events = await watcher.until(lambda chunk: chunk["type"] == "finish")
     first = next(index for index, event in enumerate(events) if event["turn_id"] == turn_id)
     last = max(index for index, event in enumerate(events) if event["turn_id"] == turn_id)
-    assert_turn_well_formed(events[first:last + 1])  # seqs run on through a report in between
-    assert all(event["turn_id"] in (turn_id, None) for event in events[first:last + 1])
-    own = [event for event in events[first:last + 1] if event["turn_id"] == turn_id]
+    # A report is published by the notice relay, the turn's events by the turn: they may arrive out of order, and a
+    # client orders them by seq (as the page's cursor does).
+    window = sorted(events[first:last + 1], key=lambda event: event["seq"])
+    assert_turn_well_formed(window)  # seqs run on through a report in between
+    assert all(event["turn_id"] in (turn_id, None) for event in window)
+    own = [event for event in window if event["turn_id"] == turn_id]
     assert own[-2]["chunk"]["data"]["status"] == "completed"
     return own
 
