@@ -22,6 +22,7 @@ from tests.factories import (
     next_frame,
     receive_until,
     script,
+    text_tool,
     wait_tool,
 )
 
@@ -196,3 +197,51 @@ async def test_a_turn_in_one_process_streams_to_and_stops_from_another(redis_ser
     assert on_b_all == on_a_all  # both processes' sockets saw the same events
     assert_turn_well_formed(on_b_all)
     assert on_b_all[-2]["chunk"]["data"]["status"] == "stopped"
+
+
+async def test_approvals_and_cancels_reach_the_turn_from_another_process(redis_servers, owner):
+    """PROTOCOL §7 across processes: the turn runs in A; a device on B allows one call, allows and then cancels
+    another; the same decision sent second, from A, is refused. Both sockets see the same events."""
+    user, token = owner
+    session = await asyncio.to_thread(make_session, user)
+    await asyncio.to_thread(lambda: type(session).objects.filter(pk=session.pk).update(approval_mode="ask"))
+    process_a, process_b = redis_servers
+    seen = {"a": [], "b": []}
+
+    async def until(side, socket, predicate, timeout=30):
+        frames = await receive_until(socket, predicate, timeout=timeout)
+        seen[side].extend(frames)
+        return frames[-1]
+
+    def event_of(kind, **data):
+        return lambda f: f.get("type") == "event" and f["chunk"]["type"] == kind and all(
+            f["chunk"].get("data", {}).get(key) == value for key, value in data.items())
+
+    async with connect(process_a, session.id, token) as on_a, connect(process_b, session.id, token) as on_b:
+        for socket in (on_a, on_b):
+            await socket.send(json.dumps({"type": "resume", "after_seq": 0}))
+        await on_a.send(json.dumps({"type": "send", "client_message_id": str(uuid.uuid4()), "text": script(
+            {"tools": [text_tool("allowed")]}, {"tools": [wait_tool(600)]}, {"text": "Both handled."})}))
+        first = (await until("b", on_b, event_of("data-approval")))["chunk"]["data"]
+        await on_b.send(json.dumps({"type": "decide", "approval_id": first["approval_id"], "decision": "allow"}))
+        await until("b", on_b, event_of("data-approval-decision", approval_id=first["approval_id"]))
+        await on_a.send(json.dumps({"type": "decide", "approval_id": first["approval_id"], "decision": "deny"}))
+        refused = await until("a", on_a, lambda f: f.get("type") == "error")
+        second = (await until("b", on_b, lambda f: event_of("data-approval")(f)
+                              and f["chunk"]["data"]["approval_id"] != first["approval_id"]))["chunk"]["data"]
+        await on_b.send(json.dumps({"type": "decide", "approval_id": second["approval_id"], "decision": "allow"}))
+        await until("b", on_b, event_of("data-approval-decision", approval_id=second["approval_id"]))
+        await on_b.send(json.dumps({"type": "cancel_tool", "toolCallId": second["toolCallId"]}))
+        await until("b", on_b, is_finish, timeout=60)
+        await until("a", on_a, is_finish, timeout=60)
+    assert refused["code"] == "already_decided"
+    on_a_events, on_b_events = ([f for f in seen[side] if f["type"] == "event"] for side in ("a", "b"))
+    assert on_a_events == on_b_events  # both processes' sockets saw the same events
+    assert_turn_well_formed(on_a_events)
+    chunks = [f["chunk"] for f in on_a_events]
+    decisions = [c["data"] for c in chunks if c["type"] == "data-approval-decision"]
+    assert [(d["decision"], d["by"]) for d in decisions] == [("allow", "user"), ("allow", "user")]
+    outputs = {c["toolCallId"]: c for c in chunks if c["type"] in ("tool-output-available", "tool-output-error")}
+    assert outputs[first["toolCallId"]]["type"] == "tool-output-available"
+    assert outputs[second["toolCallId"]]["errorText"].startswith("cancelled by the user")
+    assert chunks[-2]["data"]["status"] == "completed"
