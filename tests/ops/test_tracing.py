@@ -12,12 +12,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import websockets
+from channels.db import database_sync_to_async
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.trace import StatusCode
 from rest_framework.authtoken.models import Token
 
 from agents.blocks import Block, register
 from chat.engine import observers
+from chat.engine.control import decide_approval
 from chat.engine.observers import TurnInfo
 from chat.engine.registry import begin_turn, running_turns
 from tests.conftest import ServerProcess
@@ -146,6 +148,35 @@ async def test_waits_are_child_spans_of_their_turn(spans):
     assert set(waits) == {("capacity", "model"), ("approval", "approval-1")}
     assert waits["capacity", "model"].attributes["outcome"] == "granted"
     assert waits["approval", "approval-1"].attributes["status"] == "interrupted"  # the turn ended while it waited
+
+
+async def test_a_real_approval_wait_and_a_real_capacity_wait_are_spans_of_their_turns(spans, copilot_settings):
+    copilot_settings["MAX_CONCURRENT_TURNS"] = 1
+    asking, queued = await new_session(), await new_session()
+    await database_sync_to_async(lambda: type(asking).objects.filter(pk=asking.pk).update(approval_mode="ask"))()
+    asking.approval_mode = "ask"
+    async with EventWatcher(asking.id) as watcher, EventWatcher(queued.id) as behind:
+        first = await begin_turn(session=asking, text=script({"tools": [text_tool("x")]}, {"text": "Allowed."}),
+                                 client_message_id=uuid.uuid4())
+        approval = (await watcher.until(lambda chunk: chunk["type"] == "data-approval"))[-1]["chunk"]["data"]
+        second = await begin_turn(session=queued, text=script({"text": "After the slot."}),
+                                  client_message_id=uuid.uuid4())  # the one slot is taken: it waits
+        await decide_approval(session=asking, approval_id=approval["approval_id"], decision="allow")
+        await watcher.until_finish()
+        await behind.until_finish()
+    for session in (asking, queued):
+        task = running_turns.task_for(str(session.id))
+        if task is not None:
+            await task
+
+    _, children = spans_of_turn(spans, str(first.turn.id))
+    [waited_for_a_person] = [child for child in children if child.name == "copilot.wait"]
+    assert {name: waited_for_a_person.attributes[name] for name in ("kind", "key", "outcome")} == {
+        "kind": "approval", "key": approval["approval_id"], "outcome": "allow by user"}
+    _, children = spans_of_turn(spans, str(second.turn.id))
+    [waited_for_a_slot] = [child for child in children if child.name == "copilot.wait"]
+    assert waited_for_a_slot.attributes["kind"] == "capacity"
+    assert waited_for_a_slot.attributes["outcome"] == "started"
 
 
 class Collector(ThreadingHTTPServer):
