@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from chat.models import ChatSession, Message, Turn
+from chat.models import ChatSession, Message, TranscriptEntry, Turn
 
 
 class MessageTree:
@@ -88,11 +88,12 @@ def resume_point(parent_answer_id: uuid.UUID | None) -> ResumePoint:
 
     Each SDK session stays a straight line: a turn that continues the newest turn of its SDK session resumes it;
     any other branch forks it at the last transcript entry of the turn it follows. An answer whose turn left
-    nothing to continue from (it failed before the model process started) is passed over for the one before it.
+    nothing to continue from (it failed before the model process started, or its process died before the store
+    held its conversation) is passed over for the one before it.
     """
     turn = _turn_answering(parent_answer_id)
     while turn is not None:
-        if turn.sdk_session_id:
+        if turn.sdk_session_id and _stored(turn.sdk_session_id):
             continued = Turn.objects.filter(session_id=turn.session_id, sdk_session_id=turn.sdk_session_id,
                                             assistant_message__position__gt=turn.assistant_message.position)
             if not continued.exists():
@@ -102,6 +103,11 @@ def resume_point(parent_answer_id: uuid.UUID | None) -> ResumePoint:
                                    fork_session=True)
         turn = _turn_answering(turn.user_message.parent_id)
     return ResumePoint()
+
+
+def _stored(sdk_session_id: str) -> bool:
+    """Whether the session store holds that SDK conversation (a CLI can resume it)."""
+    return TranscriptEntry.objects.filter(session_id=sdk_session_id, subpath="").exists()
 
 
 def _turn_answering(answer_id: uuid.UUID | None) -> Turn | None:

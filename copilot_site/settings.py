@@ -238,7 +238,7 @@ COPILOT_DEFAULTS = {
     # for the client to catch up, and drops the connection if it has not within the grace (chat/backlog.py).
     "MAX_SEND_BACKLOG_BYTES": 4 * 1024 * 1024,
     "SEND_BACKLOG_GRACE_SECONDS": 10.0,
-    "STALE_TURN_SECONDS": 60.0,
+    "STALE_TURN_SECONDS": 15.0,  # no heartbeat this long: its process died (heartbeats every 3 s, reaped within 20 s)
     "STUCK_TOOL_CALL_SECONDS": 600.0,  # the admin calls a tool call running longer than this "stuck"
     "TOOL_OUTPUT_EVENT_CHARS": 64 * 1024,
     "TOOL_OUTPUT_STORED_CHARS": 5_000_000,  # what one tool call's output may take in the database

@@ -7,6 +7,7 @@ import logging
 
 from channels.db import database_sync_to_async
 
+from chat.actions.moderation import do_repair_transcript
 from chat.actions.turns import do_finish_turn, do_record_tool_output
 from chat.engine.registry import running_turns
 from chat.events import chunks
@@ -62,6 +63,8 @@ async def reap_stale_turns(*, running_here: set[str] = frozenset()) -> list[str]
         if await end_turn_as_interrupted(turn, open_calls):
             logger.warning("session=%s turn=%s reaped: heartbeat older than %ss (process %s)",
                            turn.session_id, turn.id, copilot_setting("STALE_TURN_SECONDS"), turn.process)
+            # Its CLI died with it: every tool_use it left open gets its result, so the next turn resumes.
+            await database_sync_to_async(do_repair_transcript)(session_id=turn.session_id)
             reaped.append(str(turn.id))
             await running_turns.start_next_queued(str(turn.session_id))
     return reaped
@@ -79,4 +82,4 @@ async def reap_periodically(running_here) -> None:
                 await deliver_pending_notices()
         except Exception:
             logger.exception("reaping stale turns failed; trying again later")
-        await asyncio.sleep(copilot_setting("STALE_TURN_SECONDS") / 2)
+        await asyncio.sleep(copilot_setting("STALE_TURN_SECONDS") / 3)  # a dead turn is ended within 4/3 of it

@@ -280,7 +280,7 @@ class TurnRunner:
         run_task.cancel()
 
     async def _keep_heartbeat(self) -> None:
-        interval = max(1.0, copilot_setting("STALE_TURN_SECONDS") / 4)
+        interval = max(1.0, copilot_setting("STALE_TURN_SECONDS") / 5)
         while True:
             await asyncio.sleep(interval)
             await touch_turn(turn_id=self.spec.turn_id)

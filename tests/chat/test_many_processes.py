@@ -245,3 +245,32 @@ async def test_approvals_and_cancels_reach_the_turn_from_another_process(redis_s
     assert outputs[first["toolCallId"]]["type"] == "tool-output-available"
     assert outputs[second["toolCallId"]]["errorText"].startswith("cancelled by the user")
     assert chunks[-2]["data"]["status"] == "completed"
+
+
+async def test_a_process_that_dies_has_its_turn_ended_by_another_and_the_next_turn_runs_there(
+        redis_servers, owner, local_model, tmp_path):
+    """With the default STALE_TURN_SECONDS (15 s), another process ends the dead one's turn as interrupted — its
+    socket hears the `finish` — and the chat's next message runs there."""
+    user, token = owner
+    session = await asyncio.to_thread(make_session, user)
+    doomed = await asyncio.to_thread(ServerProcess, local_model_url=local_model.url, var_dir=tmp_path,
+                                     extra_env=CHAOS_ENV)
+    survivor = redis_servers[0]
+    try:
+        async with connect(doomed, session.id, token) as there, connect(survivor, session.id, token) as here:
+            for socket in (there, here):
+                await socket.send(json.dumps({"type": "resume", "after_seq": 0}))
+            await there.send(json.dumps({"type": "send", "text": script({"tools": [wait_tool(600)]}),
+                                         "client_message_id": str(uuid.uuid4())}))
+            await receive_until(here, lambda f: f.get("type") == "event" and f["chunk"]["type"] == "tool-input-available")
+            doomed.process.kill()
+            ended = await receive_until(here, is_finish, timeout=40)  # reaped within 20 s by the contract
+            await here.send(json.dumps({"type": "send", "text": script({"text": "Here now."}),
+                                        "client_message_id": str(uuid.uuid4())}))
+            after = await receive_until(here, is_finish, timeout=30)
+    finally:
+        doomed.stop()
+    statuses = [f["chunk"]["data"]["status"] for f in ended + after
+                if f.get("type") == "event" and f["chunk"]["type"] == "data-turn"]
+    assert statuses == ["interrupted", "completed"], [f["chunk"] for f in after if f.get("type") == "event"
+                                                      and f["chunk"]["type"] in ("error", "data-turn")]
