@@ -12,7 +12,7 @@ from claude_agent_sdk.testing import run_session_store_conformance
 from django.utils import timezone
 
 from chat.engine.reaper import reap_stale_turns
-from chat.engine.registry import begin_turn
+from chat.engine.registry import begin_turn, running_turns
 from chat.engine.session_store import DjangoSessionStore
 from chat.models import ChatSession, Message, ToolCall, ToolCallStatus, Turn, TurnStatus
 from tests.factories import EventWatcher, assert_turn_well_formed, make_session, make_user, script
@@ -65,7 +65,8 @@ async def test_the_next_turn_remembers_the_conversation_even_without_the_cli_hom
     async with EventWatcher(session.id) as watcher:
         await begin_turn(session=session, text="my secret word is pelican", client_message_id=uuid.uuid4())
         assert_turn_well_formed(await watcher.until_finish())
-    # Another process on another machine has none of this CLI's files: only the database.
+    # Another process on another machine has neither this CLI (kept warm here) nor its files: only the database.
+    await running_turns.pool.close_all()
     shutil.rmtree(copilot_settings["CLI_HOME_DIR"])
     session = await database_sync_to_async(ChatSession.objects.get)(pk=session.pk)
     assert session.sdk_session_id
