@@ -7,6 +7,8 @@ from agents import api, views, webhook_views
 app_name = "agents"
 urlpatterns = [
     path("agents/", views.agent_list, name="list"),
+    path("agents/new/", views.agent_new, name="new"),
+    path("agents/<uuid:agent_id>/edit/", views.agent_edit, name="edit"),
     path("agents/library/", views.library, name="library"),
     path("agents/library/<slug:slug>/install/", views.library_install, name="library-install"),
     path("agents/<uuid:agent_id>/", views.agent_detail, name="detail"),

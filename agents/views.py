@@ -10,11 +10,14 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from agents.actions import do_cancel_run, do_enqueue_run, do_install_library_agent
+from agents.blocks import all_blocks
 from agents.graphs import sink_ids
 from agents.models import Agent, AgentRun, RunTrigger, Webhook
+from agents.monitoring import WINDOWS, node_timeline, run_history, runs_over_time
 from agents.schedules import do_create_schedule, do_delete_schedule
 from agents.selectors import (
     access_agent,
@@ -64,6 +67,7 @@ def _run_rows(run: AgentRun) -> dict[str, Any]:
                       "input": _shown_json(node.input), "output": _shown_json(node.output)})
     duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at and run.started_at else None
     return {"run": run, "nodes": nodes, "duration": duration, "outputs": _shown_json(run.outputs),
+            "timeline": node_timeline(run, [row["node"] for row in nodes]),
             "inputs": _shown_json(run.inputs) if run.inputs else ""}
 
 
@@ -73,6 +77,11 @@ def agent_list(request: HttpRequest) -> HttpResponse:
     return render(request, "agents/agent_list.html", {"agents": agents_with_run_counts(request.user)})
 
 
+def _chart_window(request: HttpRequest) -> str:
+    window = request.GET.get("window", "24h")
+    return window if window in WINDOWS else "24h"
+
+
 def _render_detail(request: HttpRequest, agent: Agent, *, inputs_text: str = "", status: int = 200,
                    schedule_form: dict[str, str] | None = None) -> HttpResponse:
     version = latest_version(agent)
@@ -80,6 +89,8 @@ def _render_detail(request: HttpRequest, agent: Agent, *, inputs_text: str = "",
     return render(request, "agents/agent_detail.html", {
         "agent": agent, "version": version, "nodes": nodes, "links": links, "inputs_text": inputs_text,
         "schedules": list(agent.schedules.order_by("next_run_at", "id")),
+        "history": run_history(agent),
+        "chart": runs_over_time(agent, now=timezone.now(), window=_chart_window(request)),
         "webhooks": [{"webhook": hook, "url": _webhook_url(request, hook)}
                      for hook in agent.webhooks.filter(revoked_at__isnull=True).order_by("-created_at")],
         "schedule_form": schedule_form or {"cron": "", "timezone": "UTC", "inputs": ""},
@@ -180,6 +191,27 @@ def webhook_revoke(request: HttpRequest, webhook_id: Any) -> HttpResponse:
     do_revoke_webhook(webhook=webhook)
     messages.success(request, "Webhook revoked: its URL answers 404 from now on.")
     return redirect(reverse("agents:detail", kwargs={"agent_id": webhook.agent_id}) + "#webhooks")
+
+
+def _render_builder(request: HttpRequest, agent: Agent | None) -> HttpResponse:
+    version = latest_version(agent) if agent else None
+    meta = {"id": str(agent.id), "name": agent.name, "description": agent.description,
+            "version": version.number if version else None, "graph": version.graph if version else None} \
+        if agent else {"id": None, "name": "", "description": "", "version": None, "graph": None}
+    return render(request, "agents/builder.html", {"agent": agent, "agent_meta": meta,
+                                                   "blocks": [block.describe() for block in all_blocks()]})
+
+
+@login_required
+@require_GET
+def agent_new(request: HttpRequest) -> HttpResponse:
+    return _render_builder(request, None)
+
+
+@login_required
+@require_GET
+def agent_edit(request: HttpRequest, agent_id: Any) -> HttpResponse:
+    return _render_builder(request, _own_agent(request, agent_id))
 
 
 @login_required

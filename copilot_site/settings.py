@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "django_tasks_db",
     "chat",
     "agents",
+    "agent_protocol",
     "localmodel",
     "ops",
     "copilot_site",

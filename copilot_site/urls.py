@@ -8,6 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("agents.urls")),  # /agents/ pages and /api/agents/, /api/runs/, /api/blocks/
+    path("", include("agent_protocol.urls")),  # /ap/v1/agent/
     path("api/", include("chat.api.urls")),
     path("", include("chat.urls")),
 ]

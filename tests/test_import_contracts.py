@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import PROJECT_DIR
 
-PACKAGES = ["core", "chat", "agents", "localmodel", "ops", "copilot_site"]
+PACKAGES = ["core", "chat", "agents", "agent_protocol", "localmodel", "ops", "copilot_site"]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 # contract id -> (a module of the tree, an import that breaks the contract there)
@@ -25,6 +25,8 @@ VIOLATIONS = {
     "local-model-stands-alone": ("localmodel/script.py", "import core.conf"),
     "site-on-top": ("agents/views.py", "import copilot_site.urls"),
     "ops-watches-from-outside": ("chat/engine/runner.py", "import ops.metrics"),
+    "agent-protocol-on-top-of-chat": ("chat/selectors.py", "import agent_protocol.views"),
+    "agent-protocol-through-interfaces": ("agent_protocol/views.py", "import chat.consumers"),
 }
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import PROJECT_DIR
 
-APP_PACKAGES = ["core", "chat", "agents", "localmodel", "ops", "copilot_site"]
+APP_PACKAGES = ["core", "chat", "agents", "agent_protocol", "localmodel", "ops", "copilot_site"]
 IMPORT_EVERY_MODULE = """
 import importlib, pkgutil, sys, django
 django.setup()

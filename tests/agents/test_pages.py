@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from agents.actions import do_create_agent, do_enqueue_run
-from agents.models import AgentRun, NodeStatus, RunStatus
+from agents.models import AgentRun, NodeStatus, RunStatus, RunTrigger
 from tests.agents.conftest import greeting_pipeline, two_waits_and_a_join
 from tests.factories import make_user
 
@@ -156,3 +156,27 @@ def test_the_agent_page_makes_rotates_and_revokes_webhooks(client, owner):
     assert webhook.secret not in client.get(f"/agents/{agent.id}/").content.decode()  # once only
     client.post(f"/agents/webhooks/{webhook.id}/revoke/")
     assert f"/api/hooks/{webhook.id}/" not in client.get(f"/agents/{agent.id}/").content.decode()
+
+
+def test_the_agent_page_monitors_its_runs(client, owner):
+    agent = do_create_agent(owner_id=owner.pk, name="watched", graph=two_waits_and_a_join())
+    done = finished_run(agent)
+    failed = do_enqueue_run(agent=agent, trigger=RunTrigger.SCHEDULE)
+    AgentRun.objects.filter(pk=failed.pk).update(status=RunStatus.FAILED, error="boom")
+    old = do_enqueue_run(agent=agent, trigger=RunTrigger.WEBHOOK)
+    AgentRun.objects.filter(pk=old.pk).update(status=RunStatus.COMPLETED, queued_at=timezone.now() - timedelta(days=3))
+    html = client.get(f"/agents/{agent.id}/").content.decode()
+    history = html[html.index('class="run-history"'):html.index("</table>", html.index('class="run-history"'))]
+    assert history.count("<tr>") == 4  # the header and three runs
+    for trigger in ("api", "schedule", "webhook"):
+        assert f"trigger-{trigger}" in history
+    assert "1.50 s" in history
+    # The chart of the last 24 hours counts the two recent runs by status; the 14 days all three.
+    assert "<desc id=\"chart-desc\">1 completed, 1 failed</desc>" in html
+    fortnight = client.get(f"/agents/{agent.id}/?window=14d").content.decode()
+    assert "<desc id=\"chart-desc\">2 completed, 1 failed</desc>" in fortnight
+    assert client.get(f"/agents/{agent.id}/?window=nope").status_code == 200
+    # The finished run's nodes as a timeline: one bar per node, with its timing.
+    timeline = html[html.index(f'id="run-{done.id}"'):]
+    timeline = timeline[timeline.index('class="node-timeline"'):timeline.index("</svg>")]
+    assert timeline.count("<rect") == 3 and "took 1000 ms" in timeline and "join (text)" in timeline

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from agents.actions import do_create_agent
 from chat.models import ToolCall
-from tests.agents.conftest import two_waits_and_a_join
+from tests.agents.conftest import library, two_waits_and_a_join  # noqa: F401  (a fixture, used below)
 from tests.factories import make_session, make_user, script, wait_tool
 from tests.web.builders import saved_turn
 from tests.web.test_chat_page import log_in, send
@@ -98,7 +98,7 @@ def visit(page, url: str, ready) -> list[str]:
 
 
 @pytest.fixture
-def site(daphne_server):
+def site(daphne_server, library):  # noqa: F811
     """A staff member with a chat (a finished turn with Markdown, a dangling call), an agent, and a browser page."""
     staff = make_user(portable=True, is_staff=True, is_superuser=True)
     session = make_session(staff, title="Blocks chat")
@@ -140,6 +140,10 @@ def test_every_page_of_a_user_and_of_staff_sends_the_policy_and_breaks_none_of_i
         "chat": (f"{base}/sessions/{session.id}/", chat_page_with_a_live_turn),
         "agents": (f"{base}/agents/", ready_when(".agents-table")),
         "agent": (f"{base}/agents/{agent.id}/", ready_when(".graph-nodes")),
+        "agent library": (f"{base}/agents/library/", ready_when(".library-entry")),
+        "new agent (the builder)": (f"{base}/agents/new/", ready_when("#builder[aria-busy=false] #palette button")),
+        "edit agent (the builder)": (f"{base}/agents/{agent.id}/edit/",
+                                     ready_when("#builder[aria-busy=false] .drawflow-node")),
         "API docs": (f"{base}/api/docs/", ready_when("#swagger-ui .opblock")),
         "admin index": (f"{base}/admin/", ready_when("#moderation-module")),
         "admin dashboard": (f"{base}/admin/dashboard/", ready_when(".ops-dashboard[data-drawn=true]")),
