@@ -290,8 +290,10 @@ COPILOT_DEFAULTS = {
     "METRICS_DIR": VAR_DIR / "metrics",
     "SYSTEM_PROMPT": (
         "You are copilot, an assistant that helps people build and run small agents made of blocks. "
-        "Use the copilot tools to list blocks and run them, and to create, find and run agents (graphs of blocks); "
-        "agent runs go to the background and report back to this chat when they end. Answer briefly."
+        "Use the copilot tools to list blocks and run them, and to find, create and run agents (graphs of blocks): "
+        "compose a graph from list_blocks, check it with validate_agent and fix what it names, then create_agent "
+        "(find_agent also finds the library's ready agents; install_agent copies one). Agent runs go to the "
+        "background and report back to this chat when they end. Answer briefly."
     ),
 }
 

@@ -40,6 +40,7 @@ def test_a_run_is_queued_at_once_and_read_back(api):
     run_id = start_run(api, agent_id, inputs={"left": {"seconds": 0.5}})
     shown = api.get(f"/api/runs/{run_id}/").data
     assert shown["status"] == "queued" and shown["inputs"] == {"left": {"seconds": 0.5}} and shown["version"] == 1
+    assert shown["trigger"] == "api"
     assert [(node["id"], node["status"]) for node in shown["nodes"]] == [
         ("left", "pending"), ("right", "pending"), ("join", "pending")]
     assert api.get("/api/agents/").data["results"][0]["run_count"] == 1

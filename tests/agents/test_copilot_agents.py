@@ -147,6 +147,7 @@ async def test_find_and_inspect_agents_and_their_runs(agents_worker, session, li
                                 "status": "ready", "version": 1}]
     assert nothing == {"agents": [], "library": []}
     assert shown["status"] == "completed" and shown["outputs"] == {"add": {"result": 4}}
+    assert (await database_sync_to_async(AgentRun.objects.get)(pk=run_id)).trigger == "copilot"
     assert [(node["id"], node["status"], node["output"]) for node in shown["nodes"]] == [
         ("add", "completed", {"result": 4})]
 

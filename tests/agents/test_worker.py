@@ -91,7 +91,7 @@ def test_every_library_agent_runs_offline_once_installed(agents_worker, api, lib
         inputs = {"delay": {"seconds": 0}} if entry["slug"] == "timed-reminder" else None
         runs[entry["slug"]] = start_run(api, agent_id, inputs=inputs)
     for slug, run_id in runs.items():
-        run = wait_for_run(run_id)
+        run = wait_for_run(run_id, timeout=90)  # seven runs, one worker, one after another
         assert run.status == RunStatus.COMPLETED, (slug, run.error)
         if slug in expected:
             assert run.outputs == expected[slug]
