@@ -18,7 +18,9 @@ class TranscriptEntry(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["namespace", "project_key", "session_id", "subpath", "id"])]
+        indexes = [models.Index(fields=["namespace", "project_key", "session_id", "subpath", "id"]),
+                   # Whether a conversation is stored, whatever its project (where a turn resumes; the admin).
+                   models.Index(fields=["session_id", "subpath"], name="transcript_by_session")]
         constraints = [
             models.UniqueConstraint(fields=["namespace", "project_key", "session_id", "subpath", "uuid"],
                                     condition=Q(uuid__isnull=False), name="transcript_entry_uuid_unique"),
