@@ -3,14 +3,16 @@
 
 const FOLLOW_EVERY_MS = 1000;
 
-const unfinished = [...document.querySelectorAll("[data-run-id]")].filter(
-  (run) => run.dataset.runStatus === "queued" || run.dataset.runStatus === "running");
+// Every run the page shows unfinished, in the history or among the runs: the two are read one after the other, so
+// a run may end between them and show as running in one only.
+const unfinished = [...new Set([...document.querySelectorAll("[data-run-id]")].filter(
+  (run) => run.dataset.runStatus === "queued" || run.dataset.runStatus === "running").map((run) => run.dataset.runId))];
 
 async function follow() {
   let statuses = ["running"];
   try {
-    statuses = await Promise.all(unfinished.map(async (run) => {
-      const response = await fetch(`/api/runs/${run.dataset.runId}/`, { credentials: "same-origin" });
+    statuses = await Promise.all(unfinished.map(async (runId) => {
+      const response = await fetch(`/api/runs/${runId}/`, { credentials: "same-origin" });
       if (response.status === 404) return "gone";
       return response.ok ? (await response.json()).status : "running"; // a refusal (429, 5xx): ask again
     }));
