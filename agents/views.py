@@ -158,6 +158,10 @@ def _webhook_url(request: HttpRequest, webhook: Webhook) -> str:
     return request.build_absolute_uri(reverse("agents:webhook-receive", kwargs={"webhook_id": webhook.id}))
 
 
+def _back_to_webhooks(agent_id: Any) -> HttpResponse:
+    return redirect(reverse("agents:detail", kwargs={"agent_id": agent_id}) + "#webhooks")
+
+
 @login_required
 @require_POST
 def webhook_create(request: HttpRequest, agent_id: Any) -> HttpResponse:
@@ -168,7 +172,7 @@ def webhook_create(request: HttpRequest, agent_id: Any) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Webhook made. Its secret, shown this once: {webhook.secret}")
-    return redirect(reverse("agents:detail", kwargs={"agent_id": agent.id}) + "#webhooks")
+    return _back_to_webhooks(agent.id)
 
 
 @login_required
@@ -181,7 +185,7 @@ def webhook_rotate(request: HttpRequest, webhook_id: Any) -> HttpResponse:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"New secret, shown this once: {webhook.secret}")
-    return redirect(reverse("agents:detail", kwargs={"agent_id": webhook.agent_id}) + "#webhooks")
+    return _back_to_webhooks(webhook.agent_id)
 
 
 @login_required
@@ -190,7 +194,7 @@ def webhook_revoke(request: HttpRequest, webhook_id: Any) -> HttpResponse:
     webhook = access_webhook(user=request.user, webhook_id=webhook_id)
     do_revoke_webhook(webhook=webhook)
     messages.success(request, "Webhook revoked: its URL answers 404 from now on.")
-    return redirect(reverse("agents:detail", kwargs={"agent_id": webhook.agent_id}) + "#webhooks")
+    return _back_to_webhooks(webhook.agent_id)
 
 
 def _render_builder(request: HttpRequest, agent: Agent | None) -> HttpResponse:
