@@ -89,6 +89,11 @@ class ConversationPoint:
     fork_session: bool = False  # …as a new SDK session, leaving the old one as it was
     max_budget_usd: float | None = None  # what the CLI may spend, from its start
 
+    @property
+    def branches(self) -> bool:
+        """Whether a CLI connected here starts from a branch of the conversation (no warm CLI can serve that)."""
+        return self.resume_session_at is not None or self.fork_session
+
 
 def session_options(*, session_id: str, owner_id: int | None, binding: SessionBinding, model: str = "",
                     point: ConversationPoint = ConversationPoint()) -> ClaudeAgentOptions:

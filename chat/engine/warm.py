@@ -65,8 +65,7 @@ class WarmClient:
         """Whether this client may serve a turn that needs `wanted`. A model change is made on the client."""
         if self.closed or not self.alive():
             return False
-        reused = wanted.point.resume_session_at is None and not wanted.point.fork_session
-        return (reused and self.point.max_budget_usd == wanted.point.max_budget_usd
+        return (not wanted.point.branches and self.point.max_budget_usd == wanted.point.max_budget_usd
                 and self.point.sdk_session_id == wanted.point.sdk_session_id
                 and self.after_turn_id == wanted.after_turn_id)
 
@@ -193,8 +192,7 @@ class ClientPool:
     def prewarm(self, wanted: SessionPoint) -> None:
         """Start the session's CLI ahead of its next turn, when none is warm and there is a free slot (a prewarm
         never closes another session's client). A branch's turn forks its CLI's conversation: none waits for it."""
-        forks = wanted.point.resume_session_at is not None or wanted.point.fork_session
-        if not copilot_setting("WARM_CLIENTS") or forks or self.count() >= max_warm_clients():
+        if not copilot_setting("WARM_CLIENTS") or wanted.point.branches or self.count() >= max_warm_clients():
             return
         existing = self.clients.get(wanted.session_id)
         if existing is not None and (existing.busy or existing.fits(wanted)):
